@@ -1,0 +1,26 @@
+//! # PanDerm Edge runtime
+//!
+//! Runs the PanDerm dermatology foundation model (a ViT converted to ONNX by
+//! `panderm-tools convert`) on CPU boards with tract: no Python, no network.
+//!
+//! * [`preprocess`]: PanDerm's exact eval transform (decode, Pillow bilinear resize to 256,
+//!   centre crop 224, normalize with PanDerm's constants).
+//! * [`engine`]: load an ONNX model into an optimized tract plan and run it.
+//! * [`error`]: the typed error ([`Error`] with an [`ErrorKind`]).
+//!
+//! ```no_run
+//! use panderm_edge::{engine::Model, preprocess::{preprocess_file, PreprocessConfig}};
+//! let model = Model::load("model.onnx".as_ref())?;
+//! let pixels = preprocess_file("lesion.jpg".as_ref(), &PreprocessConfig::default())?;
+//! let outputs = model.run(&[&pixels])?;
+//! println!("{:?}", outputs[0][0].values);
+//! # Ok::<(), panderm_edge::Error>(())
+//! ```
+
+pub mod engine;
+pub mod error;
+pub mod npy;
+pub mod preprocess;
+pub mod run_report;
+
+pub use error::{Error, ErrorKind, Result};

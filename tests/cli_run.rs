@@ -1,0 +1,156 @@
+//! `panderm run`: the JSON contract and clear one-line errors on bad input.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output};
+
+use common::*;
+
+fn panderm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_panderm")).args(args).output().expect("run panderm")
+}
+
+fn lp_model() -> String {
+    tiny_model("panderm_tiny_lp.onnx").to_string_lossy().into_owned()
+}
+
+/// A failing command: non-zero exit, one `error:` line on stderr naming `needle`, no panic.
+fn assert_clean_failure(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(stderr.contains(needle), "{stderr:?} does not mention {needle:?}");
+}
+
+#[test]
+fn json_output_contract() {
+    let img = image("synthetic_224.png");
+    let img = img.to_string_lossy();
+    let out = panderm(&["run", "--model", &lp_model(), "--json", &img, &img]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "one line per image");
+    let want = floats(&reference()["panderm_tiny_lp.pth"]["features"]["synthetic_224.png"]);
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["image"], img.as_ref());
+        let obj = v["outputs"].as_object().unwrap();
+        assert_eq!(obj.len(), 1);
+        let got = floats(&obj["features"]);
+        assert!(cosine(&got, &want) >= 0.99999);
+    }
+}
+
+#[test]
+fn human_summary_without_json() {
+    let out = panderm(&[
+        "run",
+        "--model",
+        &tiny_model("panderm_tiny_ft.onnx").to_string_lossy(),
+        &image("synthetic_224.png").to_string_lossy(),
+    ]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("logits (3 classes), top: class 1: 58.2%"), "{stdout}");
+}
+
+#[test]
+fn bad_images_give_one_line_errors() {
+    let dir = temp_dir("bad-images");
+    // Corrupt JPEG: a real JPEG header followed by garbage.
+    let jpeg = std::fs::read(image("clinical_forearm_iphone14.jpg")).unwrap();
+    let mut corrupt = jpeg[..2000].to_vec();
+    corrupt.extend(std::iter::repeat_n(0x5a, 5000));
+    let corrupt_p = dir.join("corrupt.jpg");
+    std::fs::write(&corrupt_p, &corrupt).unwrap();
+    // Truncated JPEG.
+    let trunc_p = dir.join("truncated.jpg");
+    std::fs::write(&trunc_p, &jpeg[..jpeg.len() / 3]).unwrap();
+    // Empty file.
+    let empty_p = dir.join("empty.png");
+    std::fs::write(&empty_p, b"").unwrap();
+    // A PNG header claiming 30000x30000 RGB (2.7 GB decoded): must be refused before
+    // allocating (the test would be killed or slow otherwise).
+    let huge_p = dir.join("huge.png");
+    std::fs::write(&huge_p, huge_png_header(30000, 30000)).unwrap();
+
+    let cases =
+        [(&corrupt_p, "corrupt.jpg"), (&trunc_p, "truncated.jpg"), (&empty_p, "empty file"), (&huge_p, "30000x30000")];
+    for (path, needle) in cases {
+        let t = std::time::Instant::now();
+        let out = panderm(&["run", "--model", &lp_model(), "--json", &path.to_string_lossy()]);
+        assert_clean_failure(&out, needle);
+        assert!(out.stdout.is_empty());
+        assert!(t.elapsed().as_secs() < 30);
+    }
+}
+
+#[test]
+fn one_bad_image_does_not_stop_the_others() {
+    let dir = temp_dir("mixed");
+    let empty = dir.join("empty.jpg");
+    std::fs::write(&empty, b"").unwrap();
+    let good = image("synthetic_224.png");
+    let out = panderm(&["run", "--model", &lp_model(), "--json", &empty.to_string_lossy(), &good.to_string_lossy()]);
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+}
+
+#[test]
+fn bad_models_give_one_line_errors() {
+    let dir = temp_dir("bad-models");
+    let bytes = std::fs::read(tiny_model("panderm_tiny_lp.onnx")).unwrap();
+    let truncated = dir.join("truncated.onnx");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let empty = dir.join("empty.onnx");
+    std::fs::write(&empty, b"").unwrap();
+    let text = dir.join("text.onnx");
+    std::fs::write(&text, b"this is not a protobuf model at all, just text\n").unwrap();
+    let img = image("synthetic_224.png");
+    for (path, needle) in [(&truncated, "truncated.onnx"), (&empty, "empty"), (&text, "text.onnx")] {
+        let out = panderm(&["run", "--model", &path.to_string_lossy(), "--json", &img.to_string_lossy()]);
+        assert_clean_failure(&out, needle);
+    }
+    let missing = dir.join("missing.onnx");
+    let out = panderm(&["run", "--model", &missing.to_string_lossy(), &img.to_string_lossy()]);
+    assert_clean_failure(&out, "missing.onnx");
+}
+
+/// A syntactically valid PNG whose header claims a `w × h` 8-bit RGB image, with no pixel data.
+fn huge_png_header(w: u32, h: u32) -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.write_all(&ihdr).unwrap();
+    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    // A tiny IDAT (zlib stream of nothing) and IEND, so the file parses up to the pixel data.
+    for (kind, data) in
+        [(&b"IDAT"[..], &[0x78u8, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01][..]), (&b"IEND"[..], &[][..])]
+    {
+        let mut chunk = kind.to_vec();
+        chunk.extend_from_slice(data);
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        png.extend_from_slice(&chunk);
+        png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    }
+    png
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}

@@ -1,0 +1,72 @@
+//! Helpers shared by the integration tests: fixture paths, reference outputs, comparisons.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// Repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `tests/fixtures/<name>`.
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures").join(name)
+}
+
+/// `tests/fixtures/images/<name>`.
+pub fn image(name: &str) -> PathBuf {
+    fixture("images").join(name)
+}
+
+/// The shipped tiny models converted from the fixtures (`models/tiny/`).
+pub fn tiny_model(name: &str) -> PathBuf {
+    root().join("models/tiny").join(name)
+}
+
+/// The three reference images and whether each is a lossless (PNG) input.
+pub const IMAGES: [(&str, bool); 3] =
+    [("synthetic_224.png", true), ("synthetic_333x517.png", true), ("clinical_forearm_iphone14.jpg", false)];
+
+/// Stem used by `pixels_<stem>.npy`.
+pub fn stem(image: &str) -> &str {
+    image.rsplit_once('.').map_or(image, |(s, _)| s)
+}
+
+/// PanDerm's PyTorch reference outputs (`reference_outputs.json`).
+pub fn reference() -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture("reference_outputs.json")).expect("reference_outputs.json");
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+/// A float array from the reference JSON.
+pub fn floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number") as f32).collect()
+}
+
+/// Cosine similarity, accumulated in f64.
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+/// Largest absolute difference.
+pub fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// A fresh, empty temporary directory unique to this test.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("panderm-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// Whether a path exists (for "changes nothing" checks).
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
