@@ -38,6 +38,17 @@ pub struct Output {
     pub values: Vec<f32>,
 }
 
+/// One named output of a raw run, for the whole batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchOutput {
+    /// The ONNX output name.
+    pub name: String,
+    /// Shape, batch dimension first.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub values: Vec<f32>,
+}
+
 /// A loaded, optimized model ready to run.
 pub struct Model {
     path: PathBuf,
@@ -211,22 +222,22 @@ impl Model {
         }
         let outputs = self.run_raw(&data)?;
         let mut per_image = vec![Vec::with_capacity(outputs.len()); images.len()];
-        for (name, shape, values) in outputs {
-            let per = values.len() / self.batch_size;
+        for out in outputs {
+            let per = out.values.len() / self.batch_size;
             for (i, slot) in per_image.iter_mut().enumerate() {
                 slot.push(Output {
-                    name: name.clone(),
-                    shape: shape[1..].to_vec(),
-                    values: values[i * per..(i + 1) * per].to_vec(),
+                    name: out.name.clone(),
+                    shape: out.shape[1..].to_vec(),
+                    values: out.values[i * per..(i + 1) * per].to_vec(),
                 });
             }
         }
         Ok(per_image)
     }
 
-    /// Runs the model on a raw `[batch_size, 3, H, W]` buffer; returns `(name, shape, values)`
-    /// per output, batch dimension included.
-    pub fn run_raw(&self, data: &[f32]) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    /// Runs the model on a raw `[batch_size, 3, H, W]` buffer; returns every output for the
+    /// whole batch.
+    pub fn run_raw(&self, data: &[f32]) -> Result<Vec<BatchOutput>> {
         let input = Tensor::from_shape(&[self.batch_size, 3, self.height, self.width], data)
             .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("bad input buffer: {e}")))?;
         let outputs = self.plan.run(tvec!(input.into_tvalue())).map_err(|e| {
@@ -247,7 +258,7 @@ impl Model {
                     ),
                 ));
             }
-            result.push((name.clone(), shape, view.iter().copied().collect()));
+            result.push(BatchOutput { name: name.clone(), shape, values: view.iter().copied().collect() });
         }
         Ok(result)
     }

@@ -56,8 +56,8 @@ fn tract_and_onnxruntime_agree() {
         let ort = npy::read_f32(&out_dir.join(format!("{output}.npy"))).unwrap();
         let model = Model::load_with(&model_path, &ModelOptions { batch_size: 3 }).unwrap();
         let tract = model.run_raw(&data).unwrap();
-        assert_eq!(tract[0].1, ort.shape, "{model_name}: shapes");
-        let diff = max_abs(&tract[0].2, &ort.data);
+        assert_eq!(tract[0].shape, ort.shape, "{model_name}: shapes");
+        let diff = max_abs(&tract[0].values, &ort.data);
         eprintln!("{model_name}: tract vs onnxruntime max abs diff {diff:.2e}");
         // Both engines compute in float32 with different kernels (accumulation order); 1e-4
         // absolute on O(1) outputs is ~100 ulp of headroom.

@@ -88,11 +88,11 @@ pub fn resize_shorter_side(img: &RgbImage, size: u32) -> RgbImage {
 /// Python's `round` (half to even) for the non-negative halves produced by `(a - b) / 2`.
 fn round_half_even_half(twice: u32) -> u32 {
     // value = twice / 2
-    if twice % 2 == 0 {
+    if twice.is_multiple_of(2) {
         twice / 2
     } else {
         let lo = twice / 2;
-        if lo % 2 == 0 { lo } else { lo + 1 }
+        if lo.is_multiple_of(2) { lo } else { lo + 1 }
     }
 }
 

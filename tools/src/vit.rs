@@ -247,7 +247,7 @@ impl VitWeights {
             });
         }
         let patch_size = match ck.shape_of("patch_embed.proj.weight") {
-            Some([dd, 3, p, q]) if *dd == d && p == q && *p > 0 && IMG_SIZE % *p == 0 => *p,
+            Some([dd, 3, p, q]) if *dd == d && p == q && *p > 0 && IMG_SIZE.is_multiple_of(*p) => *p,
             Some(s) => {
                 return Err(ConvertError::WrongShape {
                     key: "patch_embed.proj.weight".into(),
@@ -336,7 +336,8 @@ impl VitWeights {
         let pos_embed = f(ck, "pos_embed", &[1, n, d])?;
         let generated = sincos_pos_embed(grid, d);
         let diff = max_abs_diff(&pos_embed, &generated);
-        if !(diff <= POS_EMBED_TOL) {
+        // NaN-safe: a NaN difference must fail too.
+        if diff.is_nan() || diff > POS_EMBED_TOL {
             return Err(ConvertError::BadTensor {
                 key: "pos_embed".into(),
                 reason: format!(
