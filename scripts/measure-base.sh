@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 WORK=${1:-${TMPDIR:-/tmp}/panderm-base-measure}
 mkdir -p "$WORK"
 cargo build --release -p panderm-tools -p panderm-edge
-T=target/release
+T=${CARGO_TARGET_DIR:-target}/release
 IMG=tests/fixtures/images/clinical_forearm_iphone14.jpg
 rss() { /usr/bin/time -f "%e s wall, %M KB peak RSS" "$@"; }
 
