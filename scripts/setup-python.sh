@@ -7,7 +7,6 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import numpy, onnxruntime" 2>/dev/null; then
-  .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-reference.txt
-fi
+# pip is quick when everything is already satisfied.
+.venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-reference.txt
 .venv/bin/python -c "import numpy, onnxruntime; print('reference env: numpy', numpy.__version__, '/ onnxruntime', onnxruntime.__version__)"

@@ -1,7 +1,8 @@
 //! The inference engine: an ONNX model loaded with tract into an optimized, runnable plan.
 //!
-//! The model's single input is an image batch `[N, 3, H, W]` (float32, already normalized);
-//! the batch size is fixed when the model is loaded (tract optimizes a concrete shape about
+//! The model's single input is an image batch `[N, 3, H, W]` (float32, already normalized)
+//! or a batch of feature vectors `[N, D]` (task heads); the batch size is fixed when the
+//! model is loaded (tract optimizes a concrete shape about
 //! 5% better than a symbolic one). Every output is returned with its ONNX name.
 
 use std::collections::BTreeMap;
@@ -55,8 +56,8 @@ pub struct Model {
     plan: Arc<TypedRunnableModel>,
     input_name: String,
     batch_size: usize,
-    height: usize,
-    width: usize,
+    /// Input shape without the batch dimension: `[3, H, W]` or `[D]`.
+    sample_shape: Vec<usize>,
     output_names: Vec<String>,
     metadata: BTreeMap<String, String>,
 }
@@ -107,33 +108,42 @@ impl Model {
         }
         let input_name = model.node(inputs[0].node).name.clone();
         let fact = model.input_fact(0).map_err(|e| load_err(path, "bad input", e))?;
-        let dim = |i: usize| -> Option<usize> {
-            fact.shape
+        let rank = fact.shape.rank().concretize().and_then(|r| usize::try_from(r).ok());
+        let rank = rank
+            .ok_or_else(|| load_err(path, "unsupported model", format!("input `{input_name}` has an unknown rank")))?;
+        // Every dimension but the batch must be fixed.
+        let mut sample_shape = Vec::with_capacity(rank.saturating_sub(1));
+        for i in 1..rank {
+            let d = fact
+                .shape
                 .dim(i)
                 .and_then(|d| d.concretize())
                 .and_then(|d| d.as_i64())
-                .and_then(|v| usize::try_from(v).ok())
-        };
-        let (channels, height, width) = match (dim(1), dim(2), dim(3)) {
-            (Some(c), Some(h), Some(w)) => (c, h, w),
-            _ => {
+                .and_then(|v| usize::try_from(v).ok());
+            match d {
+                Some(d) => sample_shape.push(d),
+                None => {
+                    return Err(load_err(
+                        path,
+                        "unsupported model",
+                        format!("input `{input_name}` dimension {i} is not fixed"),
+                    ));
+                }
+            }
+        }
+        match sample_shape.as_slice() {
+            [3, _, _] | [_] => {}
+            other => {
                 return Err(load_err(
                     path,
                     "unsupported model",
-                    format!("input `{input_name}` must be [N,3,H,W] with fixed C, H, W"),
+                    format!("input `{input_name}` is [N,{other:?}], expected an image [N,3,H,W] or vectors [N,D]"),
                 ));
             }
-        };
-        if channels != 3 {
-            return Err(load_err(
-                path,
-                "unsupported model",
-                format!("input `{input_name}` has {channels} channels, expected 3"),
-            ));
         }
-        model
-            .set_input_fact(0, f32::fact([options.batch_size, 3, height, width]).into())
-            .map_err(|e| load_err(path, "cannot set input shape", e))?;
+        let mut full = vec![options.batch_size];
+        full.extend_from_slice(&sample_shape);
+        model.set_input_fact(0, f32::fact(&full).into()).map_err(|e| load_err(path, "cannot set input shape", e))?;
 
         let output_names: Vec<String> = model
             .output_outlets()
@@ -158,8 +168,7 @@ impl Model {
             plan,
             input_name,
             batch_size: options.batch_size,
-            height,
-            width,
+            sample_shape,
             output_names,
             metadata,
         })
@@ -175,9 +184,18 @@ impl Model {
         &self.input_name
     }
 
-    /// The input image size `(height, width)` the model expects.
-    pub fn input_size(&self) -> (usize, usize) {
-        (self.height, self.width)
+    /// The input shape without the batch dimension: `[3, H, W]` for image models, `[D]` for
+    /// heads that take feature vectors.
+    pub fn sample_shape(&self) -> &[usize] {
+        &self.sample_shape
+    }
+
+    /// The input image size `(height, width)`, for image models.
+    pub fn input_size(&self) -> Option<(usize, usize)> {
+        match self.sample_shape.as_slice() {
+            [3, h, w] => Some((*h, *w)),
+            _ => None,
+        }
     }
 
     /// The batch size the plan was optimized for.
@@ -195,33 +213,52 @@ impl Model {
         &self.metadata
     }
 
-    /// Runs the model on up to `batch_size` images; returns, per image, its outputs.
+    /// Runs an image model on up to `batch_size` images; returns, per image, its outputs.
     pub fn run(&self, images: &[&ImageTensor]) -> Result<Vec<Vec<Output>>> {
-        if images.is_empty() {
-            return Ok(Vec::new());
-        }
-        if images.len() > self.batch_size {
+        let Some((h, w)) = self.input_size() else {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
-                format!("{} images given to a model loaded for batches of {}", images.len(), self.batch_size),
+                format!("{} takes vectors, not images", self.path.display()),
             ));
-        }
-        let plane = 3 * self.height * self.width;
-        let mut data = vec![0f32; self.batch_size * plane];
-        for (i, img) in images.iter().enumerate() {
-            if img.data.len() != plane || img.height != self.height || img.width != self.width {
+        };
+        for img in images {
+            if img.data.len() != 3 * h * w || img.height != h || img.width != w {
                 return Err(Error::new(
                     ErrorKind::InvalidInput,
-                    format!(
-                        "image tensor is 3x{}x{}, the model expects 3x{}x{}",
-                        img.height, img.width, self.height, self.width
-                    ),
+                    format!("image tensor is 3x{}x{}, the model expects 3x{h}x{w}", img.height, img.width),
                 ));
             }
-            data[i * plane..(i + 1) * plane].copy_from_slice(&img.data);
+        }
+        let samples: Vec<&[f32]> = images.iter().map(|i| i.data.as_slice()).collect();
+        self.run_samples(&samples)
+    }
+
+    /// Runs the model on up to `batch_size` samples, each `sample_shape` values (an image
+    /// tensor or a feature vector); shorter batches are zero-padded. Returns, per sample, its
+    /// outputs.
+    pub fn run_samples(&self, samples: &[&[f32]]) -> Result<Vec<Vec<Output>>> {
+        if samples.is_empty() {
+            return Ok(Vec::new());
+        }
+        if samples.len() > self.batch_size {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{} samples given to a model loaded for batches of {}", samples.len(), self.batch_size),
+            ));
+        }
+        let per_sample: usize = self.sample_shape.iter().product();
+        let mut data = vec![0f32; self.batch_size * per_sample];
+        for (i, s) in samples.iter().enumerate() {
+            if s.len() != per_sample {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("input has {} values, the model expects {:?} = {per_sample}", s.len(), self.sample_shape),
+                ));
+            }
+            data[i * per_sample..(i + 1) * per_sample].copy_from_slice(s);
         }
         let outputs = self.run_raw(&data)?;
-        let mut per_image = vec![Vec::with_capacity(outputs.len()); images.len()];
+        let mut per_image = vec![Vec::with_capacity(outputs.len()); samples.len()];
         for out in outputs {
             let per = out.values.len() / self.batch_size;
             for (i, slot) in per_image.iter_mut().enumerate() {
@@ -238,7 +275,9 @@ impl Model {
     /// Runs the model on a raw `[batch_size, 3, H, W]` buffer; returns every output for the
     /// whole batch.
     pub fn run_raw(&self, data: &[f32]) -> Result<Vec<BatchOutput>> {
-        let input = Tensor::from_shape(&[self.batch_size, 3, self.height, self.width], data)
+        let mut shape = vec![self.batch_size];
+        shape.extend_from_slice(&self.sample_shape);
+        let input = Tensor::from_shape(&shape, data)
             .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("bad input buffer: {e}")))?;
         let outputs = self.plan.run(tvec!(input.into_tvalue())).map_err(|e| {
             Error::new(ErrorKind::Inference, format!("{}: inference failed: {e:#}", self.path.display()))

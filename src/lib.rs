@@ -17,6 +17,8 @@
 //! # Ok::<(), panderm_edge::Error>(())
 //! ```
 
+pub mod bundle;
+pub mod classify;
 pub mod engine;
 pub mod error;
 pub mod npy;

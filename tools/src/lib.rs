@@ -10,11 +10,20 @@
 
 pub mod checkpoint;
 pub mod convert;
+pub mod dataset;
 pub mod error;
 pub mod export;
+pub mod extract;
+pub mod head_export;
+pub mod metrics;
+pub mod numpy_rng;
 pub mod onnx_graph;
+pub mod package;
+pub mod probe;
+pub mod probe_report;
 pub mod pth_writer;
 pub mod synth;
+pub mod synth_images;
 pub mod vit;
 
 pub use error::{ConvertError, Result};

@@ -5,15 +5,22 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use panderm_tools::convert::convert_file;
+use panderm_tools::convert::{convert_file, write_atomically};
+use panderm_tools::extract::{ExtractOptions, extract};
+use panderm_tools::head_export::head_to_onnx;
+use panderm_tools::onnx_graph::encode;
+use panderm_tools::package::{BundleRequest, ClassifierInput, HeadInput, make_bundle};
+use panderm_tools::probe::head_file::HeadFile;
+use panderm_tools::probe::run::{ClassWeighting, ProbeOptions, run_probe};
 use panderm_tools::synth::{SynthLayout, SynthSpec, state_dict, write_checkpoint};
+use panderm_tools::synth_images::write_set;
 use panderm_tools::vit::{KindRequest, VitOptions};
 
 #[derive(Parser)]
 #[command(
     name = "panderm-tools",
     version,
-    about = "Workstation tools for PanDerm Edge: convert PanDerm checkpoints to ONNX, synthesize test checkpoints."
+    about = "Workstation tools for PanDerm Edge: convert PanDerm checkpoints, extract features, train linear-probe heads, package bundles."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -28,6 +35,36 @@ enum Kind {
     Features,
     /// Classifier: pooled feature -> head -> logits.
     Classifier,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ClassWeight {
+    /// Every sample counts once (PanDerm).
+    None,
+    /// n / (K * n_class) per class.
+    Balanced,
+}
+
+fn parse_head(s: &str) -> Result<(String, PathBuf), String> {
+    let (n, p) = s.split_once('=').ok_or("expected NAME=PATH")?;
+    if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(format!("head name {n:?} must be letters, digits, '_' or '-'"));
+    }
+    Ok((n.to_owned(), PathBuf::from(p)))
+}
+
+fn parse_threshold(s: &str) -> Result<(String, f64), String> {
+    let (n, t) = s.split_once('=').ok_or("expected NAME=THRESHOLD")?;
+    let t: f64 = t.parse().map_err(|_| format!("{t:?} is not a number"))?;
+    if !(0.0..=1.0).contains(&t) {
+        return Err(format!("threshold {t} is outside [0, 1]"));
+    }
+    Ok((n.to_owned(), t))
+}
+
+fn parse_labels(s: &str) -> Result<(String, Vec<String>), String> {
+    let (n, l) = s.split_once('=').ok_or("expected NAME=a,b,c")?;
+    Ok((n.to_owned(), l.split(',').map(str::to_owned).collect()))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -55,6 +92,125 @@ enum Command {
         /// What to build.
         #[arg(long, value_enum, default_value = "auto")]
         kind: Kind,
+    },
+    /// Extract backbone features for every row of a PanDerm dataset CSV (resumable).
+    Extract {
+        /// Converted backbone (`convert` output).
+        #[arg(long)]
+        model: PathBuf,
+        /// PanDerm dataset CSV (`image`, `label` or `binary_label`, `split`).
+        #[arg(long)]
+        csv: PathBuf,
+        /// Directory the `image` paths are relative to.
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// Output features (.npy, float32 [rows, D], row i = CSV row i).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Images per forward pass.
+        #[arg(long, default_value_t = 8)]
+        batch_size: usize,
+        /// Image decoding threads.
+        #[arg(long, default_value_t = 2)]
+        decode_threads: usize,
+        /// Discard a partial output from an earlier run instead of resuming it.
+        #[arg(long)]
+        restart: bool,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// PanDerm's linear probe: train a head on split=train features, evaluate on split=test.
+    Probe {
+        /// Features (.npy [rows, D], row i = CSV row i), e.g. from `extract`.
+        #[arg(long)]
+        features: PathBuf,
+        /// The PanDerm dataset CSV; binary with `binary_label`, multiclass with `label`.
+        #[arg(long)]
+        csv: PathBuf,
+        /// Where to write predictions, metrics, confusion matrix and the head.
+        #[arg(long)]
+        output_dir: PathBuf,
+        /// Fraction of the train split to use, selected exactly like PanDerm (seed 42).
+        #[arg(long)]
+        percent_data: Option<f64>,
+        /// Summary CSV to append a row to (default OUTPUT_DIR/summary.csv).
+        #[arg(long)]
+        summary_csv: Option<PathBuf>,
+        /// Cost C (default PanDerm's D·K/100).
+        #[arg(long = "C")]
+        c: Option<f64>,
+        /// Pick C on the val split among (D·K/100) × {0.01, 0.1, 1, 10, 100}.
+        #[arg(long)]
+        c_sweep: bool,
+        /// Class weighting in the loss (PanDerm: none).
+        #[arg(long, value_enum, default_value = "none")]
+        class_weight: ClassWeight,
+        /// Class names, comma-separated, in label order.
+        #[arg(long, value_delimiter = ',')]
+        labels: Option<Vec<String>>,
+    },
+    /// Export a trained head (probe output) as ONNX: features [N,D] -> probabilities [N,K].
+    ExportHead {
+        /// A probe output directory or its head.json.
+        head: PathBuf,
+        /// Output ONNX file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Task name recorded in the model.
+        #[arg(long, default_value = "head")]
+        name: String,
+    },
+    /// Package a backbone and heads into a verifiable bundle directory.
+    Bundle {
+        /// Converted backbone ONNX (feature extractor, or a fine-tuned classifier).
+        #[arg(long)]
+        backbone: PathBuf,
+        /// A head: NAME=PATH where PATH is a probe output directory or head.json (repeatable).
+        #[arg(long = "head", value_parser = parse_head)]
+        heads: Vec<(String, PathBuf)>,
+        /// Binary operating threshold: NAME=T (default 0.5; repeatable).
+        #[arg(long = "threshold", value_parser = parse_threshold)]
+        thresholds: Vec<(String, f64)>,
+        /// Class labels: NAME=a,b,c (repeatable); for a classifier backbone use its task name.
+        #[arg(long = "labels", value_parser = parse_labels)]
+        labels: Vec<(String, Vec<String>)>,
+        /// Task name of a fine-tuned classifier backbone.
+        #[arg(long)]
+        task_name: Option<String>,
+        /// Bundle name.
+        #[arg(long)]
+        name: String,
+        /// Bundle version.
+        #[arg(long, default_value = "0.1.0")]
+        version: String,
+        /// Free-text description.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Mark the bundle as a pipeline demo (not a medical model); every output says so.
+        #[arg(long)]
+        demo: bool,
+        /// Output directory (must be empty or absent).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Write synthetic skin-like images with toy labels (multiclass.csv, binary.csv). Not medical data.
+    SynthImages {
+        /// Number of images.
+        #[arg(long, default_value_t = 60)]
+        count: usize,
+        /// Image width.
+        #[arg(long, default_value_t = 320)]
+        width: u32,
+        /// Image height.
+        #[arg(long, default_value_t = 256)]
+        height: u32,
+        /// RNG seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output directory.
+        #[arg(short, long)]
+        output: PathBuf,
     },
     /// Write a random-weight checkpoint in PanDerm's exact layout (for benchmarks and tests).
     Synth {
@@ -104,6 +260,119 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
             let report = convert_file(&checkpoint, &output, &VitOptions { num_heads: heads, kind })?;
             println!("{report}");
             println!("wrote:      {} in {:.2} s", output.display(), t.elapsed().as_secs_f64());
+        }
+        Command::Extract { model, csv, root, output, batch_size, decode_threads, restart, quiet } => {
+            let opts = ExtractOptions { batch_size, decode_threads, progress: !quiet, restart };
+            let s = extract(&model, &csv, root.as_deref(), &output, &opts)?;
+            println!(
+                "wrote {} ({} rows × {}; {} computed in this run, {:.1} s, {:.2} images/s)",
+                output.display(),
+                s.rows,
+                s.dim,
+                s.computed,
+                s.seconds,
+                s.computed as f64 / s.seconds.max(1e-9)
+            );
+        }
+        Command::Probe { features, csv, output_dir, percent_data, summary_csv, c, c_sweep, class_weight, labels } => {
+            let opts = ProbeOptions {
+                percent_data,
+                c,
+                c_sweep,
+                class_weight: match class_weight {
+                    ClassWeight::None => ClassWeighting::None,
+                    ClassWeight::Balanced => ClassWeighting::Balanced,
+                },
+                labels,
+                ..ProbeOptions::default()
+            };
+            let t = Instant::now();
+            let o = run_probe(&features, &csv, &output_dir, summary_csv.as_deref(), &opts)?;
+            let m = &o.metrics;
+            println!(
+                "trained on {} rows (C = {}), L-BFGS {} iterations / {} evaluations, loss {:.4} -> {:.4} ({:?}), {:.2} s",
+                o.train_rows,
+                o.c,
+                o.lbfgs.iterations,
+                o.lbfgs.evaluations,
+                o.lbfgs.initial_loss,
+                o.lbfgs.loss,
+                o.lbfgs.reason,
+                t.elapsed().as_secs_f64()
+            );
+            let opt = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.6}"));
+            println!("Test lin_acc: {:.6}", m.acc);
+            println!("Test lin_bacc: {:.6}", m.bacc);
+            println!("Test lin_kappa: {:.6}", m.kappa);
+            println!("Test lin_weighted_f1: {:.6}", m.weighted_f1);
+            println!("Test lin_auroc: {}", opt(m.auroc));
+            println!("Test lin_aupr: {}", opt(m.aupr));
+            for f in &o.files {
+                println!("wrote {}", f.display());
+            }
+        }
+        Command::ExportHead { head, output, name } => {
+            let path = if head.is_dir() { head.join("head.json") } else { head };
+            let hf = HeadFile::read(&path)?;
+            let bytes = encode(&head_to_onnx(&hf, &name));
+            write_atomically(&output, &bytes)?;
+            println!(
+                "wrote {} ({} features -> {} classes: {})",
+                output.display(),
+                hf.in_dim,
+                hf.classes,
+                hf.labels.join(", ")
+            );
+        }
+        Command::Bundle {
+            backbone,
+            heads,
+            thresholds,
+            labels,
+            task_name,
+            name,
+            version,
+            description,
+            demo,
+            output,
+        } => {
+            let find = |n: &str| thresholds.iter().find(|(k, _)| k == n).map(|(_, t)| *t);
+            let find_labels = |n: &str| labels.iter().find(|(k, _)| k == n).map(|(_, l)| l.clone());
+            let classifier_name = task_name.clone().unwrap_or_else(|| "classifier".into());
+            let req = BundleRequest {
+                backbone,
+                heads: heads
+                    .iter()
+                    .map(|(n, p)| HeadInput {
+                        name: n.clone(),
+                        path: p.clone(),
+                        threshold: find(n),
+                        labels: find_labels(n),
+                    })
+                    .collect(),
+                classifier: ClassifierInput {
+                    task_name,
+                    labels: find_labels(&classifier_name),
+                    threshold: find(&classifier_name),
+                },
+                name,
+                version,
+                description,
+                demo,
+            };
+            let m = make_bundle(&req, &output)?;
+            println!(
+                "wrote bundle {} ({} {}, backbone {}, {} head(s))",
+                output.display(),
+                m.bundle.name,
+                m.bundle.version,
+                m.backbone.variant,
+                m.heads.len()
+            );
+        }
+        Command::SynthImages { count, width, height, seed, output } => {
+            let set = write_set(&output, count, (width, height), seed)?;
+            println!("wrote {} images with multiclass.csv and binary.csv to {}", set.len(), output.display());
         }
         Command::Synth { embed_dim, depth, heads, layout, classes, seed, output } => {
             if embed_dim == 0 || embed_dim % 4 != 0 || depth == 0 {

@@ -1,0 +1,373 @@
+//! Bundles: a directory holding `manifest.toml`, a PanDerm backbone and any number of task
+//! heads. Every file's SHA-256 is verified before anything is loaded; a manifest with an
+//! unknown key, a missing field or an inconsistent shape is refused with a message that
+//! names it. See `docs/bundles.md` for the format.
+
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::preprocess::PreprocessConfig;
+
+/// The manifest's file name inside a bundle directory.
+pub const MANIFEST: &str = "manifest.toml";
+/// The manifest format this runtime reads.
+pub const FORMAT: u32 = 1;
+
+/// `[bundle]`: identity of the bundle.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BundleInfo {
+    /// Manifest format version ([`FORMAT`]).
+    pub format: u32,
+    /// Bundle name.
+    pub name: String,
+    /// Bundle version.
+    pub version: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// A pipeline demonstration, not a medical model: every output says so.
+    #[serde(default)]
+    pub demo: bool,
+    /// The tool that wrote it.
+    pub created_by: String,
+}
+
+/// `[preprocess]`: the eval transform's constants.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PreprocessSpec {
+    /// Shorter side after resize (256).
+    pub resize_shorter: u32,
+    /// Centre crop (224).
+    pub crop: u32,
+    /// Normalisation mean.
+    pub mean: [f32; 3],
+    /// Normalisation std (PanDerm: 0.228, 0.224, 0.225).
+    pub std: [f32; 3],
+    /// Apply EXIF orientation (PanDerm did not).
+    #[serde(default)]
+    pub exif_orientation: bool,
+}
+
+impl PreprocessSpec {
+    /// PanDerm's eval transform.
+    pub fn panderm() -> Self {
+        let d = PreprocessConfig::default();
+        PreprocessSpec {
+            resize_shorter: d.resize_shorter,
+            crop: d.crop,
+            mean: d.mean,
+            std: d.std,
+            exif_orientation: false,
+        }
+    }
+
+    /// As a runtime configuration.
+    pub fn to_config(&self) -> PreprocessConfig {
+        PreprocessConfig {
+            resize_shorter: self.resize_shorter,
+            crop: self.crop,
+            mean: self.mean,
+            std: self.std,
+            apply_exif_orientation: self.exif_orientation,
+            ..PreprocessConfig::default()
+        }
+    }
+}
+
+/// What the backbone outputs.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackboneKind {
+    /// Features `[N,D]` that the heads consume (linear-probe backbone).
+    Features,
+    /// Logits `[N,K]` of a fine-tuned model: the backbone is itself the classifier.
+    Classifier,
+}
+
+/// Binary or multiclass.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Two classes; a decision at `threshold` on P(class 1).
+    Binary,
+    /// K classes; top-k.
+    Multiclass,
+}
+
+/// `[backbone]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BackboneSpec {
+    /// Model file, relative to the bundle directory.
+    pub file: String,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// Features or classifier.
+    pub kind: BackboneKind,
+    /// ONNX output name used (`features` or `logits`).
+    pub output: String,
+    /// Output width: D for features, K for a classifier.
+    pub dim: usize,
+    /// Variant (`PanDerm_Base`, …).
+    pub variant: String,
+    /// SHA-256 of the source `.pth` checkpoint.
+    pub source_sha256: String,
+    /// Classifier only: task name.
+    #[serde(default)]
+    pub task_name: Option<String>,
+    /// Classifier only: binary or multiclass.
+    #[serde(default)]
+    pub task: Option<Task>,
+    /// Classifier only: class labels.
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
+    /// Classifier only, binary: operating threshold on P(class 1).
+    #[serde(default)]
+    pub threshold: Option<f64>,
+}
+
+/// `[[heads]]`: one task head on the backbone's features.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HeadSpec {
+    /// Task name (e.g. `melanoma`).
+    pub name: String,
+    /// Model file, relative to the bundle directory (`features [N,D] → probabilities [N,K]`).
+    pub file: String,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// Binary or multiclass.
+    pub task: Task,
+    /// Class labels, in output order.
+    pub labels: Vec<String>,
+    /// Input width; must equal the backbone's `dim`.
+    pub input_dim: usize,
+    /// Binary: operating threshold on P(class 1).
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// Training provenance (features digest, CSV digest, recipe).
+    #[serde(default)]
+    pub provenance: Option<toml::Table>,
+    /// Test-split metrics at training time.
+    #[serde(default)]
+    pub metrics: Option<toml::Table>,
+}
+
+/// The whole manifest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Identity.
+    pub bundle: BundleInfo,
+    /// Preprocessing constants.
+    pub preprocess: PreprocessSpec,
+    /// The backbone.
+    pub backbone: BackboneSpec,
+    /// Task heads (none for a fine-tuned classifier bundle).
+    #[serde(default)]
+    pub heads: Vec<HeadSpec>,
+}
+
+fn invalid(dir: &Path, msg: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::InvalidInput, format!("{}: invalid manifest: {msg}", dir.join(MANIFEST).display()))
+}
+
+/// SHA-256 of a file, lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Manifest {
+    /// Parses `manifest.toml` text.
+    pub fn parse(text: &str, dir: &Path) -> Result<Manifest> {
+        let m: Manifest =
+            toml::from_str(text).map_err(|e| invalid(dir, e.message().to_owned() + &span_hint(text, e.span())))?;
+        m.validate(dir)?;
+        Ok(m)
+    }
+
+    /// Serialises to TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the manifest types always serialise")
+    }
+
+    /// Consistency checks that serde cannot express.
+    pub fn validate(&self, dir: &Path) -> Result<()> {
+        if self.bundle.format != FORMAT {
+            return Err(invalid(
+                dir,
+                format!("format {} is not supported (this runtime reads {FORMAT})", self.bundle.format),
+            ));
+        }
+        let b = &self.backbone;
+        safe_relative(&b.file).map_err(|e| invalid(dir, format!("backbone.file: {e}")))?;
+        match b.kind {
+            BackboneKind::Features => {
+                if b.labels.is_some() || b.task.is_some() || b.threshold.is_some() {
+                    return Err(invalid(dir, "backbone: labels/task/threshold only apply to kind = \"classifier\""));
+                }
+            }
+            BackboneKind::Classifier => {
+                let labels =
+                    b.labels.as_ref().ok_or_else(|| invalid(dir, "backbone: kind = \"classifier\" needs labels"))?;
+                if labels.len() != b.dim {
+                    return Err(invalid(dir, format!("backbone: {} labels for {} logits", labels.len(), b.dim)));
+                }
+                check_task(dir, "backbone", b.task.unwrap_or(Task::Multiclass), labels.len(), b.threshold)?;
+                if !self.heads.is_empty() {
+                    return Err(invalid(dir, "a classifier backbone cannot have heads"));
+                }
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for h in &self.heads {
+            let what = format!("head `{}`", h.name);
+            if !names.insert(h.name.as_str()) {
+                return Err(invalid(dir, format!("{what} appears twice")));
+            }
+            safe_relative(&h.file).map_err(|e| invalid(dir, format!("{what}: file: {e}")))?;
+            if h.input_dim != b.dim {
+                return Err(invalid(
+                    dir,
+                    format!("{what} takes {}-d features but the backbone outputs {}-d", h.input_dim, b.dim),
+                ));
+            }
+            check_task(dir, &what, h.task, h.labels.len(), h.threshold)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_task(dir: &Path, what: &str, task: Task, labels: usize, threshold: Option<f64>) -> Result<()> {
+    match task {
+        Task::Binary => {
+            if labels != 2 {
+                return Err(invalid(dir, format!("{what}: a binary task needs 2 labels, has {labels}")));
+            }
+            match threshold {
+                Some(t) if (0.0..=1.0).contains(&t) => Ok(()),
+                Some(t) => Err(invalid(dir, format!("{what}: threshold {t} is outside [0, 1]"))),
+                None => Err(invalid(dir, format!("{what}: a binary task needs a threshold"))),
+            }
+        }
+        Task::Multiclass => {
+            if labels < 2 {
+                return Err(invalid(dir, format!("{what}: needs at least 2 labels")));
+            }
+            if threshold.is_some() {
+                return Err(invalid(dir, format!("{what}: threshold only applies to binary tasks")));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(s) => format!(" (line {})", text[..s.start.min(text.len())].lines().count().max(1)),
+        None => String::new(),
+    }
+}
+
+/// A bundle file name must stay inside the bundle directory.
+fn safe_relative(file: &str) -> std::result::Result<(), String> {
+    let p = Path::new(file);
+    if file.is_empty() || p.is_absolute() || p.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return Err(format!("`{file}` must be a plain relative path inside the bundle"));
+    }
+    Ok(())
+}
+
+/// One file's verification result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileCheck {
+    /// Path relative to the bundle.
+    pub file: String,
+    /// Digest from the manifest.
+    pub expected: String,
+    /// Digest of the file on disk (`None` if unreadable).
+    pub actual: Option<String>,
+}
+
+impl FileCheck {
+    /// Whether the file is present and matches.
+    pub fn ok(&self) -> bool {
+        self.actual.as_deref() == Some(self.expected.as_str())
+    }
+}
+
+/// A bundle directory with its parsed manifest.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// The bundle directory.
+    pub dir: PathBuf,
+    /// The parsed, validated manifest.
+    pub manifest: Manifest,
+}
+
+impl Bundle {
+    /// Reads and validates the manifest (does not verify digests; see [`Bundle::open_verified`]).
+    pub fn open(dir: &Path) -> Result<Bundle> {
+        let path = dir.join(MANIFEST);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let manifest = Manifest::parse(&text, dir)?;
+        Ok(Bundle { dir: dir.to_owned(), manifest })
+    }
+
+    /// Opens the bundle and verifies every file's digest; fails on the first mismatch,
+    /// naming the file.
+    pub fn open_verified(dir: &Path) -> Result<Bundle> {
+        let b = Bundle::open(dir)?;
+        for c in b.check_files() {
+            if !c.ok() {
+                let path = b.dir.join(&c.file);
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    match &c.actual {
+                        Some(a) => format!(
+                            "{}: SHA-256 mismatch (manifest {}, file {a}); the bundle was modified or corrupted, nothing was run",
+                            path.display(),
+                            c.expected
+                        ),
+                        None => format!("{}: missing or unreadable bundle file; nothing was run", path.display()),
+                    },
+                ));
+            }
+        }
+        Ok(b)
+    }
+
+    /// Hashes every file listed in the manifest.
+    pub fn check_files(&self) -> Vec<FileCheck> {
+        let mut files = vec![(self.manifest.backbone.file.clone(), self.manifest.backbone.sha256.clone())];
+        files.extend(self.manifest.heads.iter().map(|h| (h.file.clone(), h.sha256.clone())));
+        files
+            .into_iter()
+            .map(|(file, expected)| {
+                let actual = sha256_file(&self.dir.join(&file)).ok();
+                FileCheck { file, expected, actual }
+            })
+            .collect()
+    }
+
+    /// Absolute path of a bundle file.
+    pub fn path_of(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+}

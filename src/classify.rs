@@ -1,0 +1,287 @@
+//! The device pipeline: one verified bundle, images in, reports out. The backbone runs
+//! **once** per image; every head runs on that shared feature.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::bundle::{BackboneKind, Bundle, Task};
+use crate::engine::Model;
+use crate::error::{Error, ErrorKind, Result};
+use crate::preprocess::{PreprocessConfig, decode_file, preprocess_rgb};
+use crate::run_report::softmax;
+
+/// Largest top-k a report holds (fixed capacity, no allocation per head).
+pub const MAX_TOP_K: usize = 16;
+
+/// The notice printed with every result of a demo bundle.
+pub const DEMO_NOTICE: &str =
+    "PIPELINE DEMO: random-weight model, not a medical device; outputs mean nothing clinically";
+
+/// One of the top-k classes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Ranked {
+    /// Class index.
+    pub class: u16,
+    /// Probability.
+    pub probability: f32,
+}
+
+/// Fixed-capacity top-k, highest first (ties: lower class index first).
+pub fn top_k(probs: &[f32], k: usize) -> heapless::Vec<Ranked, MAX_TOP_K> {
+    let k = k.min(MAX_TOP_K).min(probs.len());
+    let mut top: heapless::Vec<Ranked, MAX_TOP_K> = heapless::Vec::new();
+    for (i, &p) in probs.iter().enumerate() {
+        let pos = top.iter().position(|r| p > r.probability).unwrap_or(top.len());
+        if pos < k {
+            if top.len() == k {
+                top.pop();
+            }
+            // Capacity was checked: len < k <= MAX_TOP_K here.
+            let _ = top.insert(pos, Ranked { class: i as u16, probability: p });
+        }
+    }
+    top
+}
+
+/// A binary decision at the manifest's operating threshold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// P(class 1).
+    pub score: f32,
+    /// Operating threshold from the manifest.
+    pub threshold: f64,
+    /// `score >= threshold`.
+    pub positive: bool,
+    /// The label decided.
+    pub label: String,
+}
+
+/// One head's result for one image.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeadResult {
+    /// Task name.
+    pub name: String,
+    /// Binary or multiclass.
+    pub task: Task,
+    /// Top-k labels with probabilities.
+    pub top_k: Vec<LabelledProb>,
+    /// Binary tasks: the decision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    /// Every class probability, in label order.
+    pub probabilities: Vec<f32>,
+}
+
+/// A label and its probability.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelledProb {
+    /// Class label.
+    pub label: String,
+    /// Probability.
+    pub probability: f32,
+}
+
+/// Stage timings in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Timings {
+    /// File read + decode.
+    pub decode_ms: f64,
+    /// Resize, crop, normalize.
+    pub preprocess_ms: f64,
+    /// Backbone forward pass.
+    pub backbone_ms: f64,
+    /// All heads together.
+    pub heads_ms: f64,
+    /// Everything.
+    pub total_ms: f64,
+}
+
+/// The result for one image.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassifyReport {
+    /// The image path as given.
+    pub image: String,
+    /// Bundle name and version.
+    pub bundle: String,
+    /// Demo notice, when the bundle is a demo.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<&'static str>,
+    /// Per-head results.
+    pub heads: Vec<HeadResult>,
+    /// Stage timings.
+    pub timings: Timings,
+}
+
+struct LoadedHead {
+    model: Option<Model>,
+    name: String,
+    task: Task,
+    labels: Vec<String>,
+    threshold: Option<f64>,
+}
+
+/// A bundle loaded for classification.
+pub struct Classifier {
+    bundle: Bundle,
+    preprocess: PreprocessConfig,
+    backbone: Model,
+    backbone_output: usize,
+    heads: Vec<LoadedHead>,
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+impl Classifier {
+    /// Verifies every digest, then loads the backbone and heads.
+    pub fn load(dir: &Path) -> Result<Classifier> {
+        let bundle = Bundle::open_verified(dir)?;
+        let m = &bundle.manifest;
+        let backbone = Model::load(&bundle.path_of(&m.backbone.file))?;
+        let backbone_output =
+            backbone.output_names().iter().position(|n| *n == m.backbone.output).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::ModelLoad,
+                    format!("backbone has no output `{}` (it has {:?})", m.backbone.output, backbone.output_names()),
+                )
+            })?;
+        let mut heads = Vec::new();
+        match m.backbone.kind {
+            BackboneKind::Classifier => heads.push(LoadedHead {
+                model: None,
+                name: m.backbone.task_name.clone().unwrap_or_else(|| "classifier".into()),
+                task: m.backbone.task.unwrap_or(Task::Multiclass),
+                labels: m.backbone.labels.clone().unwrap_or_default(),
+                threshold: m.backbone.threshold,
+            }),
+            BackboneKind::Features => {
+                for h in &m.heads {
+                    let model = Model::load(&bundle.path_of(&h.file))?;
+                    if model.sample_shape() != [h.input_dim] {
+                        return Err(Error::new(
+                            ErrorKind::ModelLoad,
+                            format!(
+                                "head `{}` model takes {:?}, the manifest says [{}]",
+                                h.name,
+                                model.sample_shape(),
+                                h.input_dim
+                            ),
+                        ));
+                    }
+                    heads.push(LoadedHead {
+                        model: Some(model),
+                        name: h.name.clone(),
+                        task: h.task,
+                        labels: h.labels.clone(),
+                        threshold: h.threshold,
+                    });
+                }
+            }
+        }
+        let preprocess = m.preprocess.to_config();
+        Ok(Classifier { bundle, preprocess, backbone, backbone_output, heads })
+    }
+
+    /// The loaded bundle.
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    /// Classifies one image file.
+    pub fn classify(&self, image: &Path, k: usize) -> Result<ClassifyReport> {
+        let t0 = Instant::now();
+        let rgb = decode_file(image, self.preprocess.apply_exif_orientation, self.preprocess.limits)?;
+        let decode_ms = ms(t0);
+        let t1 = Instant::now();
+        let tensor = preprocess_rgb(&rgb, &self.preprocess)
+            .map_err(|e| Error::new(e.kind(), format!("{}: {}", image.display(), e.message())))?;
+        let preprocess_ms = ms(t1);
+        let t2 = Instant::now();
+        let mut out = self.backbone.run(&[&tensor])?;
+        let feature = std::mem::take(&mut out[0][self.backbone_output].values);
+        let backbone_ms = ms(t2);
+        let t3 = Instant::now();
+        let mut heads = Vec::with_capacity(self.heads.len());
+        for h in &self.heads {
+            let probs = match &h.model {
+                None => softmax(&feature),
+                Some(model) => model.run_samples(&[&feature])?.remove(0).remove(0).values,
+            };
+            heads.push(self.head_result(h, probs, k));
+        }
+        let heads_ms = ms(t3);
+        let m = &self.bundle.manifest.bundle;
+        Ok(ClassifyReport {
+            image: image.to_string_lossy().into_owned(),
+            bundle: format!("{} {}", m.name, m.version),
+            notice: m.demo.then_some(DEMO_NOTICE),
+            heads,
+            timings: Timings { decode_ms, preprocess_ms, backbone_ms, heads_ms, total_ms: ms(t0) },
+        })
+    }
+
+    fn head_result(&self, h: &LoadedHead, probs: Vec<f32>, k: usize) -> HeadResult {
+        let label = |i: usize| h.labels.get(i).cloned().unwrap_or_else(|| format!("class_{i}"));
+        let top = top_k(&probs, k.max(1));
+        let decision = match (h.task, h.threshold) {
+            (Task::Binary, Some(threshold)) => {
+                let score = probs.get(1).copied().unwrap_or(0.0);
+                let positive = f64::from(score) >= threshold;
+                Some(Decision { score, threshold, positive, label: label(usize::from(positive)) })
+            }
+            _ => None,
+        };
+        HeadResult {
+            name: h.name.clone(),
+            task: h.task,
+            top_k: top
+                .iter()
+                .map(|r| LabelledProb { label: label(usize::from(r.class)), probability: r.probability })
+                .collect(),
+            decision,
+            probabilities: probs,
+        }
+    }
+}
+
+impl ClassifyReport {
+    /// A short human-readable summary.
+    pub fn human(&self) -> String {
+        let mut s = format!("{}  [{}]\n", self.image, self.bundle);
+        if let Some(n) = self.notice {
+            s.push_str(&format!("  !! {n}\n"));
+        }
+        for h in &self.heads {
+            let top: Vec<String> =
+                h.top_k.iter().map(|r| format!("{} {:.1}%", r.label, r.probability * 100.0)).collect();
+            s.push_str(&format!("  {}: {}", h.name, top.join(", ")));
+            if let Some(d) = &h.decision {
+                s.push_str(&format!("  -> {} (score {:.3} vs threshold {:.3})", d.label, d.score, d.threshold));
+            }
+            s.push('\n');
+        }
+        let t = &self.timings;
+        s.push_str(&format!(
+            "  time: decode {:.1} ms, preprocess {:.1} ms, backbone {:.1} ms, heads {:.2} ms, total {:.1} ms\n",
+            t.decode_ms, t.preprocess_ms, t.backbone_ms, t.heads_ms, t.total_ms
+        ));
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_orders_and_truncates() {
+        let t = top_k(&[0.1, 0.5, 0.2, 0.5, 0.05], 3);
+        let got: Vec<u16> = t.iter().map(|r| r.class).collect();
+        assert_eq!(got, vec![1, 3, 2]);
+        assert_eq!(top_k(&[0.3, 0.7], 5).len(), 2);
+        assert_eq!(top_k(&[0.01; 40], 100).len(), MAX_TOP_K);
+    }
+}

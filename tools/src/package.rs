@@ -1,0 +1,204 @@
+//! `panderm-tools bundle`: package a converted backbone and trained heads into a verifiable
+//! bundle directory (`manifest.toml` + model files with SHA-256 digests) that the device's
+//! `panderm classify` loads. The manifest types are the runtime's own
+//! ([`panderm_edge::bundle`]), so what the tools write is exactly what the device parses.
+
+use std::path::{Path, PathBuf};
+
+use panderm_edge::bundle::{
+    BackboneKind, BackboneSpec, BundleInfo, HeadSpec, MANIFEST, Manifest, PreprocessSpec, Task, sha256_file,
+};
+
+use crate::head_export::head_to_onnx;
+use crate::onnx_graph::{decode, encode};
+use crate::probe::head_file::HeadFile;
+
+/// A head to include.
+#[derive(Debug, Clone)]
+pub struct HeadInput {
+    /// Task name.
+    pub name: String,
+    /// `head.json`, or a probe output directory containing one.
+    pub path: PathBuf,
+    /// Binary operating threshold (default 0.5).
+    pub threshold: Option<f64>,
+    /// Class label override.
+    pub labels: Option<Vec<String>>,
+}
+
+/// For a fine-tuned (classifier) backbone: how to describe its output.
+#[derive(Debug, Clone, Default)]
+pub struct ClassifierInput {
+    /// Task name (default `classifier`).
+    pub task_name: Option<String>,
+    /// Class labels (default `class_i`).
+    pub labels: Option<Vec<String>>,
+    /// Binary threshold (binary tasks; default 0.5).
+    pub threshold: Option<f64>,
+}
+
+/// What to package.
+#[derive(Debug, Clone)]
+pub struct BundleRequest {
+    /// Converted backbone ONNX (from `convert`).
+    pub backbone: PathBuf,
+    /// Heads.
+    pub heads: Vec<HeadInput>,
+    /// Classifier description (fine-tuned backbones).
+    pub classifier: ClassifierInput,
+    /// Bundle name.
+    pub name: String,
+    /// Bundle version.
+    pub version: String,
+    /// Description.
+    pub description: String,
+    /// Mark as a pipeline demo.
+    pub demo: bool,
+}
+
+fn meta(model: &tract_onnx::pb::ModelProto, key: &str) -> Option<String> {
+    model.metadata_props.iter().find(|e| e.key == key).map(|e| e.value.clone())
+}
+
+fn to_toml_table(v: &serde_json::Value) -> Option<toml::Table> {
+    // JSON null has no TOML form; drop nulls (e.g. an undefined AUROC) rather than fail.
+    fn strip(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => serde_json::Value::Object(
+                m.iter().filter(|(_, x)| !x.is_null()).map(|(k, x)| (k.clone(), strip(x))).collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    toml::Table::try_from(strip(v)).ok()
+}
+
+/// Writes the bundle into `out_dir` (must be empty or absent) and returns its manifest.
+/// The bundle is assembled in a staging directory and moved into place only when complete,
+/// so a failure leaves nothing behind.
+pub fn make_bundle(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
+    if out_dir.exists() && std::fs::read_dir(out_dir).map_err(|e| e.to_string())?.next().is_some() {
+        return Err(format!("{}: output directory is not empty", out_dir.display()));
+    }
+    let name = out_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "bundle".into());
+    let staging = out_dir.with_file_name(format!(".{name}.staging-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let result = assemble(req, &staging).and_then(|m| {
+        if out_dir.exists() {
+            std::fs::remove_dir(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+        }
+        std::fs::rename(&staging, out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+        Ok(m)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
+    let bytes = std::fs::read(&req.backbone).map_err(|e| format!("{}: {e}", req.backbone.display()))?;
+    let model = decode(&bytes).map_err(|e| format!("{}: not an ONNX model: {e}", req.backbone.display()))?;
+    let kind = meta(&model, "panderm.kind").ok_or_else(|| {
+        format!("{}: no PanDerm metadata; convert it with `panderm-tools convert`", req.backbone.display())
+    })?;
+    let variant = meta(&model, "panderm.variant").unwrap_or_default();
+    let source_sha256 = meta(&model, "panderm.source_sha256").unwrap_or_default();
+    let parse_usize = |k: &str| meta(&model, k).and_then(|v| v.parse::<usize>().ok());
+    let kind = match kind.as_str() {
+        "features" => BackboneKind::Features,
+        "classifier" => BackboneKind::Classifier,
+        other => return Err(format!("{}: panderm.kind = {other:?} is not a backbone", req.backbone.display())),
+    };
+    let dim = match kind {
+        BackboneKind::Features => parse_usize("panderm.embed_dim"),
+        BackboneKind::Classifier => parse_usize("panderm.num_classes"),
+    }
+    .ok_or_else(|| format!("{}: metadata lacks its output width", req.backbone.display()))?;
+    drop(model);
+    // Read and check every head before writing anything.
+    let mut head_files = Vec::new();
+    for h in &req.heads {
+        let head_json = if h.path.is_dir() { h.path.join("head.json") } else { h.path.clone() };
+        let mut hf = HeadFile::read(&head_json)?;
+        if let Some(l) = &h.labels {
+            if l.len() != hf.classes {
+                return Err(format!("head `{}`: {} labels given for {} classes", h.name, l.len(), hf.classes));
+            }
+            hf.labels = l.clone();
+        }
+        if hf.in_dim != dim {
+            return Err(format!(
+                "head `{}` was trained on {}-d features but the backbone outputs {dim}-d",
+                h.name, hf.in_dim
+            ));
+        }
+        head_files.push(hf);
+    }
+
+    std::fs::create_dir_all(out_dir.join("heads")).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let backbone_file = "backbone.onnx".to_owned();
+    std::fs::write(out_dir.join(&backbone_file), &bytes).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    drop(bytes);
+    let mut backbone = BackboneSpec {
+        file: backbone_file.clone(),
+        sha256: sha256_file(&out_dir.join(&backbone_file)).map_err(|e| e.to_string())?,
+        kind,
+        output: match kind {
+            BackboneKind::Features => "features".into(),
+            BackboneKind::Classifier => "logits".into(),
+        },
+        dim,
+        variant,
+        source_sha256,
+        task_name: None,
+        task: None,
+        labels: None,
+        threshold: None,
+    };
+    if kind == BackboneKind::Classifier {
+        if !req.heads.is_empty() {
+            return Err("a fine-tuned (classifier) backbone outputs logits; it takes no heads".into());
+        }
+        let labels = req.classifier.labels.clone().unwrap_or_else(|| (0..dim).map(|i| format!("class_{i}")).collect());
+        let task = if dim == 2 { Task::Binary } else { Task::Multiclass };
+        backbone.task_name = Some(req.classifier.task_name.clone().unwrap_or_else(|| "classifier".into()));
+        backbone.threshold = (task == Task::Binary).then(|| req.classifier.threshold.unwrap_or(0.5));
+        backbone.task = Some(task);
+        backbone.labels = Some(labels);
+    }
+    let mut heads = Vec::new();
+    for (h, hf) in req.heads.iter().zip(&head_files) {
+        let file = format!("heads/{}.onnx", h.name);
+        let path = out_dir.join(&file);
+        std::fs::write(&path, encode(&head_to_onnx(hf, &h.name))).map_err(|e| format!("{}: {e}", path.display()))?;
+        let task = if hf.task == "binary" { Task::Binary } else { Task::Multiclass };
+        heads.push(HeadSpec {
+            name: h.name.clone(),
+            sha256: sha256_file(&path).map_err(|e| e.to_string())?,
+            file,
+            task,
+            labels: hf.labels.clone(),
+            input_dim: hf.in_dim,
+            threshold: (task == Task::Binary).then(|| h.threshold.unwrap_or(0.5)),
+            provenance: to_toml_table(&hf.provenance),
+            metrics: to_toml_table(&hf.metrics),
+        });
+    }
+    let manifest = Manifest {
+        bundle: BundleInfo {
+            format: panderm_edge::bundle::FORMAT,
+            name: req.name.clone(),
+            version: req.version.clone(),
+            description: req.description.clone(),
+            demo: req.demo,
+            created_by: format!("panderm-tools {}", env!("CARGO_PKG_VERSION")),
+        },
+        preprocess: PreprocessSpec::panderm(),
+        backbone,
+        heads,
+    };
+    manifest.validate(out_dir).map_err(|e| e.to_string())?;
+    std::fs::write(out_dir.join(MANIFEST), manifest.to_toml()).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    Ok(manifest)
+}

@@ -1,0 +1,109 @@
+//! The whole workstation → device pipeline on synthetic images:
+//! synth → convert → extract → probe → export-head → bundle → `panderm classify`, checking
+//! that the device's probabilities equal the probe's test-split probabilities.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("panderm-e2e-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn tools(args: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_panderm-tools")).args(args).output().unwrap();
+    assert!(o.status.success(), "panderm-tools {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The runtime binary, built by cargo for the workspace (same profile as this test).
+fn panderm() -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_panderm-tools"));
+    exe.with_file_name(format!("panderm{}", std::env::consts::EXE_SUFFIX))
+}
+
+fn read_predictions(path: &Path) -> Vec<(String, Vec<f64>)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let cols: Vec<&str> = l.split(',').collect();
+            (cols[0].to_owned(), cols[3..].iter().map(|v| v.parse().unwrap()).collect())
+        })
+        .collect()
+}
+
+#[test]
+fn synth_to_classify() {
+    let dir = temp_dir("pipeline");
+    let p = |n: &str| dir.join(n).to_string_lossy().into_owned();
+    tools(&["synth", "--embed-dim", "64", "--depth", "2", "--seed", "5", "-o", &p("bb.pth")]);
+    tools(&["convert", &p("bb.pth"), "-o", &p("bb.onnx")]);
+    tools(&["synth-images", "--count", "40", "--width", "96", "--height", "80", "--seed", "1", "-o", &p("images")]);
+    let csv = dir.join("images/multiclass.csv");
+    tools(&[
+        "extract",
+        "--model",
+        &p("bb.onnx"),
+        "--csv",
+        &csv.to_string_lossy(),
+        "--root",
+        &p("images"),
+        "-o",
+        &p("feat.npy"),
+        "--quiet",
+        "--batch-size",
+        "4",
+    ]);
+    assert!(dir.join("feat.npy.json").exists(), "sidecar");
+    tools(&[
+        "probe",
+        "--features",
+        &p("feat.npy"),
+        "--csv",
+        &csv.to_string_lossy(),
+        "--output-dir",
+        &p("probe"),
+        "--labels",
+        "brown,red,pale",
+    ]);
+    tools(&["export-head", &p("probe"), "-o", &p("head.onnx"), "--name", "colour"]);
+    tools(&[
+        "bundle",
+        "--backbone",
+        &p("bb.onnx"),
+        "--head",
+        &format!("colour={}", p("probe")),
+        "--name",
+        "e2e",
+        "--demo",
+        "-o",
+        &p("bundle"),
+    ]);
+
+    let predictions = read_predictions(&dir.join("probe/multiclass.csv"));
+    assert!(!predictions.is_empty());
+    let images: Vec<String> = predictions.iter().map(|(f, _)| p(&format!("images/{f}"))).collect();
+    let mut args =
+        vec!["classify".to_owned(), "--bundle".into(), p("bundle"), "--json".into(), "--top-k".into(), "3".into()];
+    args.extend(images.iter().cloned());
+    let o = Command::new(panderm()).args(&args).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8(o.stdout).unwrap();
+    let reports: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(reports.len(), predictions.len());
+    for ((_, want), report) in predictions.iter().zip(&reports) {
+        assert!(report["notice"].as_str().unwrap().contains("DEMO"));
+        let head = &report["heads"][0];
+        assert_eq!(head["name"], "colour");
+        let got: Vec<f64> = head["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        // Same features (tract, same graph, same preprocessing); the head runs in f32 on the
+        // device and f64 in the probe: 1e-4 covers the rounding.
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() <= 1e-4, "device {got:?} vs probe {want:?}");
+        }
+        assert_eq!(head["top_k"].as_array().unwrap().len(), 3);
+    }
+}
