@@ -1,0 +1,64 @@
+//! A fine-tuned checkpoint becomes a single-model bundle whose classifier output is PanDerm's.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+#[test]
+fn fine_tuned_bundle_classifies_like_pytorch() {
+    let dir = std::env::temp_dir().join(format!("panderm-ft-bundle-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let tools = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_panderm-tools")).args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    let onnx = dir.join("ft.onnx");
+    tools(&[
+        "convert",
+        &root().join("tests/fixtures/panderm_tiny_ft.pth").to_string_lossy(),
+        "-o",
+        &onnx.to_string_lossy(),
+    ]);
+    let bundle = dir.join("bundle");
+    tools(&[
+        "bundle",
+        "--backbone",
+        &onnx.to_string_lossy(),
+        "--task-name",
+        "toy3",
+        "--labels",
+        "toy3=a,b,c",
+        "--name",
+        "ft",
+        "-o",
+        &bundle.to_string_lossy(),
+    ]);
+    let manifest = std::fs::read_to_string(bundle.join("manifest.toml")).unwrap();
+    assert!(manifest.contains("kind = \"classifier\"") && manifest.contains("output = \"logits\""), "{manifest}");
+    let panderm = PathBuf::from(env!("CARGO_BIN_EXE_panderm-tools"))
+        .with_file_name(format!("panderm{}", std::env::consts::EXE_SUFFIX));
+    let img = root().join("tests/fixtures/images/synthetic_224.png");
+    let o = Command::new(panderm)
+        .args(["classify", "--bundle", &bundle.to_string_lossy(), "--json"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let head = &v["heads"][0];
+    assert_eq!(head["name"], "toy3");
+    assert_eq!(head["top_k"][0]["label"], "b");
+    let got: Vec<f64> = head["probabilities"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("tests/fixtures/reference_outputs.json")).unwrap())
+            .unwrap();
+    let want = reference["panderm_tiny_ft.pth"]["outputs"]["synthetic_224.png"]["probs"].as_array().unwrap();
+    for (g, w) in got.iter().zip(want) {
+        // Same pixels (PNG) and float32 model: PanDerm's softmax to 1e-5.
+        assert!((g - w.as_f64().unwrap()).abs() <= 1e-5, "{got:?} vs {want:?}");
+    }
+}
