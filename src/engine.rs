@@ -85,92 +85,19 @@ impl Model {
 
     /// Loads an ONNX image model with explicit options.
     pub fn load_with(path: &Path, options: &ModelOptions) -> Result<Model> {
-        if options.batch_size == 0 {
-            return Err(Error::new(ErrorKind::InvalidInput, "batch size must be at least 1"));
-        }
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        if bytes.is_empty() {
-            return Err(load_err(path, "not an ONNX model", "the file is empty"));
-        }
-        // Declared output shapes use the symbolic batch `N`; we pin the batch, so they are
-        // ignored (tract re-infers them).
-        let onnx = tract_onnx::onnx().with_ignore_output_shapes(true).with_ignore_value_info(true);
-        let proto = onnx
-            .proto_model_for_read(&mut &bytes[..])
-            .map_err(|e| load_err(path, "not a valid ONNX file (truncated or corrupt?)", e))?;
-        drop(bytes);
-        let mut model = onnx.model_for_proto_model(&proto).map_err(|e| load_err(path, "cannot parse ONNX graph", e))?;
-        drop(proto);
-
-        let inputs = model.input_outlets().map_err(|e| load_err(path, "bad inputs", e))?.to_vec();
-        if inputs.len() != 1 {
-            return Err(load_err(path, "unsupported model", format!("expected 1 image input, found {}", inputs.len())));
-        }
-        let input_name = model.node(inputs[0].node).name.clone();
-        let fact = model.input_fact(0).map_err(|e| load_err(path, "bad input", e))?;
-        let rank = fact.shape.rank().concretize().and_then(|r| usize::try_from(r).ok());
-        let rank = rank
-            .ok_or_else(|| load_err(path, "unsupported model", format!("input `{input_name}` has an unknown rank")))?;
-        // Every dimension but the batch must be fixed.
-        let mut sample_shape = Vec::with_capacity(rank.saturating_sub(1));
-        for i in 1..rank {
-            let d = fact
-                .shape
-                .dim(i)
-                .and_then(|d| d.concretize())
-                .and_then(|d| d.as_i64())
-                .and_then(|v| usize::try_from(v).ok());
-            match d {
-                Some(d) => sample_shape.push(d),
-                None => {
-                    return Err(load_err(
-                        path,
-                        "unsupported model",
-                        format!("input `{input_name}` dimension {i} is not fixed"),
-                    ));
-                }
-            }
-        }
-        match sample_shape.as_slice() {
-            [3, _, _] | [_] => {}
-            other => {
-                return Err(load_err(
-                    path,
-                    "unsupported model",
-                    format!("input `{input_name}` is [N,{other:?}], expected an image [N,3,H,W] or vectors [N,D]"),
-                ));
-            }
-        }
-        let mut full = vec![options.batch_size];
-        full.extend_from_slice(&sample_shape);
-        model.set_input_fact(0, f32::fact(&full).into()).map_err(|e| load_err(path, "cannot set input shape", e))?;
-
-        let output_names: Vec<String> = model
-            .output_outlets()
-            .map_err(|e| load_err(path, "bad outputs", e))?
-            .iter()
-            .map(|o| model.outlet_label(*o).map(str::to_owned).unwrap_or_else(|| model.node(o.node).name.clone()))
-            .collect();
-        let metadata = model
-            .properties
-            .iter()
-            .filter_map(|(k, v)| {
-                let key = k.strip_prefix("onnx.metadata_props.")?;
-                Some((key.to_owned(), v.try_as_plain_ram().ok()?.to_scalar::<String>().ok()?.clone()))
-            })
-            .collect();
-        let plan = model
+        let (typed, info) = load_decluttered(path, options)?;
+        let plan = typed
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(|e| load_err(path, "cannot optimize the model for this CPU", e))?;
         Ok(Model {
             path: path.to_owned(),
             plan,
-            input_name,
+            input_name: info.input_name,
             batch_size: options.batch_size,
-            sample_shape,
-            output_names,
-            metadata,
+            sample_shape: info.sample_shape,
+            output_names: info.output_names,
+            metadata: info.metadata,
         })
     }
 
@@ -301,4 +228,102 @@ impl Model {
         }
         Ok(result)
     }
+}
+
+/// What [`load_decluttered`] learned about a model besides its graph.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    /// The ONNX input name.
+    pub input_name: String,
+    /// Input shape without the batch dimension.
+    pub sample_shape: Vec<usize>,
+    /// ONNX output names, in order.
+    pub output_names: Vec<String>,
+    /// ONNX `metadata_props`.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Parses an ONNX file, pins its batch dimension and declutters it, without optimizing for
+/// the CPU — the form other tract runtimes (e.g. tract-cuda in the workstation tools)
+/// prepare from. [`Model::load_with`] optimizes it for the CPU.
+pub fn load_decluttered(path: &Path, options: &ModelOptions) -> Result<(TypedModel, ModelInfo)> {
+    if options.batch_size == 0 {
+        return Err(Error::new(ErrorKind::InvalidInput, "batch size must be at least 1"));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if bytes.is_empty() {
+        return Err(load_err(path, "not an ONNX model", "the file is empty"));
+    }
+    // Declared output shapes use the symbolic batch `N`; we pin the batch, so they are
+    // ignored (tract re-infers them).
+    let onnx = tract_onnx::onnx().with_ignore_output_shapes(true).with_ignore_value_info(true);
+    let proto = onnx
+        .proto_model_for_read(&mut &bytes[..])
+        .map_err(|e| load_err(path, "not a valid ONNX file (truncated or corrupt?)", e))?;
+    drop(bytes);
+    let mut model = onnx.model_for_proto_model(&proto).map_err(|e| load_err(path, "cannot parse ONNX graph", e))?;
+    drop(proto);
+
+    let inputs = model.input_outlets().map_err(|e| load_err(path, "bad inputs", e))?.to_vec();
+    if inputs.len() != 1 {
+        return Err(load_err(path, "unsupported model", format!("expected 1 image input, found {}", inputs.len())));
+    }
+    let input_name = model.node(inputs[0].node).name.clone();
+    let fact = model.input_fact(0).map_err(|e| load_err(path, "bad input", e))?;
+    let rank = fact.shape.rank().concretize().and_then(|r| usize::try_from(r).ok());
+    let rank =
+        rank.ok_or_else(|| load_err(path, "unsupported model", format!("input `{input_name}` has an unknown rank")))?;
+    // Every dimension but the batch must be fixed.
+    let mut sample_shape = Vec::with_capacity(rank.saturating_sub(1));
+    for i in 1..rank {
+        let d = fact
+            .shape
+            .dim(i)
+            .and_then(|d| d.concretize())
+            .and_then(|d| d.as_i64())
+            .and_then(|v| usize::try_from(v).ok());
+        match d {
+            Some(d) => sample_shape.push(d),
+            None => {
+                return Err(load_err(
+                    path,
+                    "unsupported model",
+                    format!("input `{input_name}` dimension {i} is not fixed"),
+                ));
+            }
+        }
+    }
+    match sample_shape.as_slice() {
+        [3, _, _] | [_] => {}
+        other => {
+            return Err(load_err(
+                path,
+                "unsupported model",
+                format!("input `{input_name}` is [N,{other:?}], expected an image [N,3,H,W] or vectors [N,D]"),
+            ));
+        }
+    }
+    let mut full = vec![options.batch_size];
+    full.extend_from_slice(&sample_shape);
+    model.set_input_fact(0, f32::fact(&full).into()).map_err(|e| load_err(path, "cannot set input shape", e))?;
+
+    let output_names: Vec<String> = model
+        .output_outlets()
+        .map_err(|e| load_err(path, "bad outputs", e))?
+        .iter()
+        .map(|o| model.outlet_label(*o).map(str::to_owned).unwrap_or_else(|| model.node(o.node).name.clone()))
+        .collect();
+    let metadata = model
+        .properties
+        .iter()
+        .filter_map(|(k, v)| {
+            let key = k.strip_prefix("onnx.metadata_props.")?;
+            Some((key.to_owned(), v.try_as_plain_ram().ok()?.to_scalar::<String>().ok()?.clone()))
+        })
+        .collect();
+    let typed = model
+        .into_typed()
+        .and_then(|m| m.into_decluttered())
+        .map_err(|e| load_err(path, "cannot analyse the model", e))?;
+    Ok((typed, ModelInfo { input_name, sample_shape, output_names, metadata }))
 }

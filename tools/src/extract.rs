@@ -8,7 +8,10 @@
 //! * the run is resumable: rows are written in place into `OUT.partial` and the number of
 //!   rows durably written is recorded in `OUT.progress.json` with the model and CSV digests.
 //!   A killed run continues where it stopped; a partial file from another model or CSV is
-//!   refused, never mixed. On completion `OUT.partial` is renamed to `OUT`.
+//!   refused, never mixed. On completion `OUT.partial` is renamed to `OUT`;
+//! * `--device cuda|auto` runs the same graph on a GPU through tract-cuda ([`crate::backend`]);
+//! * `--shard I/N` extracts a contiguous slice of the rows, so N machines can share a data set;
+//!   [`merge`] joins the shards in CSV order.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -17,29 +20,67 @@ use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use panderm_edge::engine::{Model, ModelOptions};
 use panderm_edge::npy::header_f32;
 use panderm_edge::preprocess::{ImageTensor, PreprocessConfig, preprocess_file};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::{Backbone, DeviceChoice};
 use crate::dataset::{self, LoadOptions};
+
+/// One of N shards of a CSV's rows: shard `index` (1-based) of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 1-based shard number.
+    pub index: usize,
+    /// Number of shards.
+    pub count: usize,
+}
+
+impl Shard {
+    /// Parses `I/N` (1 ≤ I ≤ N).
+    pub fn parse(s: &str) -> Result<Shard, String> {
+        let (i, n) = s.split_once('/').ok_or_else(|| format!("--shard {s:?}: expected I/N, e.g. 2/8"))?;
+        let index: usize = i.trim().parse().map_err(|_| format!("--shard {s:?}: {i:?} is not a number"))?;
+        let count: usize = n.trim().parse().map_err(|_| format!("--shard {s:?}: {n:?} is not a number"))?;
+        if count == 0 || index == 0 || index > count {
+            return Err(format!("--shard {s:?}: need 1 <= I <= N"));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// The contiguous CSV row range `[start, end)` of this shard out of `rows`.
+    pub fn range(&self, rows: usize) -> (usize, usize) {
+        ((self.index - 1) * rows / self.count, self.index * rows / self.count)
+    }
+}
 
 /// Options of an extraction run.
 #[derive(Debug, Clone)]
 pub struct ExtractOptions {
-    /// Images per forward pass.
-    pub batch_size: usize,
+    /// Images per forward pass (default: per device).
+    pub batch_size: Option<usize>,
     /// Decode/preprocess worker threads.
     pub decode_threads: usize,
     /// Show a progress bar.
     pub progress: bool,
     /// Discard an existing partial output instead of resuming.
     pub restart: bool,
+    /// Where to run the backbone.
+    pub device: DeviceChoice,
+    /// Only this shard of the rows.
+    pub shard: Option<Shard>,
 }
 
 impl Default for ExtractOptions {
     fn default() -> Self {
-        ExtractOptions { batch_size: 8, decode_threads: 2, progress: true, restart: false }
+        ExtractOptions {
+            batch_size: None,
+            decode_threads: 2,
+            progress: true,
+            restart: false,
+            device: DeviceChoice::Cpu,
+            shard: None,
+        }
     }
 }
 
@@ -51,8 +92,16 @@ pub struct Sidecar {
     pub model_sha256: String,
     /// SHA-256 of the CSV.
     pub csv_sha256: String,
-    /// Rows of the CSV (= rows of the features).
+    /// Rows in this features file.
     pub rows: usize,
+    /// Data rows in the whole CSV.
+    pub csv_rows: usize,
+    /// First CSV row in this file (0 unless sharded).
+    pub row_start: usize,
+    /// One past the last CSV row in this file.
+    pub row_end: usize,
+    /// `I/N` when this file is one shard of the CSV.
+    pub shard: Option<String>,
     /// Feature width.
     pub dim: usize,
     /// Rows durably written so far (equals `rows` when complete).
@@ -76,6 +125,8 @@ pub struct ExtractSummary {
     pub dim: usize,
     /// Wall time of this run.
     pub seconds: f64,
+    /// Where the backbone ran.
+    pub device: String,
 }
 
 fn suffixed(out: &Path, suffix: &str) -> PathBuf {
@@ -110,27 +161,43 @@ pub fn extract(
     let started = Instant::now();
     let ds = dataset::load(csv, root, &LoadOptions { check_images: true, ..LoadOptions::default() })
         .map_err(|e| e.to_string())?;
-    let batch = opts.batch_size.max(1);
-    let model = Model::load_with(model_path, &ModelOptions { batch_size: batch }).map_err(|e| e.to_string())?;
-    if model.input_size().is_none() {
-        return Err(format!("{}: not an image model (input {:?})", model_path.display(), model.sample_shape()));
+    // PANDERM_EXTRACT_TIMINGS=1 prints where the time goes (load, first batch, per batch).
+    let timings = std::env::var_os("PANDERM_EXTRACT_TIMINGS").is_some();
+    let t_load = Instant::now();
+    let (model, notice) = Backbone::load(model_path, opts.batch_size.map(|b| b.max(1)), opts.device)?;
+    if timings {
+        eprintln!("timing: load {:.2} s", t_load.elapsed().as_secs_f64());
     }
-    // The feature width: run nothing yet; the first output's shape is known after one batch,
-    // but the file header needs it now, so probe with a zero image.
-    let (h, w) = model.input_size().unwrap_or((224, 224));
-    let probe =
-        model.run(&[&ImageTensor { data: vec![0.0; 3 * h * w], height: h, width: w }]).map_err(|e| e.to_string())?;
-    let dim = probe[0][0].values.len();
+    if let Some(n) = notice {
+        eprintln!("{n}");
+    }
+    let batch = model.batch_size();
+    let Some((h, w)) = model.input_size() else {
+        return Err(format!("{}: not an image model", model_path.display()));
+    };
+    // The file header needs the feature width before the first real batch: run a zero image.
+    let t_probe = Instant::now();
+    let probe = model.run(&[&ImageTensor { data: vec![0.0; 3 * h * w], height: h, width: w }])?;
+    if timings {
+        eprintln!("timing: first batch {:.2} s", t_probe.elapsed().as_secs_f64());
+    }
+    let dim = probe[0].len();
     let cfg = PreprocessConfig::default();
-    let rows = ds.rows.len();
+    let csv_rows = ds.rows.len();
+    let (row_start, row_end) = opts.shard.map_or((0, csv_rows), |s| s.range(csv_rows));
+    let rows = row_end - row_start;
     let mut record = Sidecar {
         model_sha256: panderm_edge::bundle::sha256_file(model_path).map_err(|e| e.to_string())?,
         csv_sha256: ds.csv_sha256.clone(),
         rows,
+        csv_rows,
+        row_start,
+        row_end,
+        shard: opts.shard.map(|s| format!("{}/{}", s.index, s.count)),
         dim,
         rows_done: 0,
         preprocess: preprocess_description(&cfg),
-        device: "cpu".into(),
+        device: model.device().to_owned(),
         tool: format!("panderm-tools {}", env!("CARGO_PKG_VERSION")),
     };
     let partial = suffixed(out, ".partial");
@@ -185,7 +252,7 @@ pub fn extract(
     if start_row > 0 {
         bar.println(format!("resuming at row {start_row} of {rows}"));
     }
-    let paths: Vec<PathBuf> = ds.rows.iter().map(|r| ds.image_path(r)).collect();
+    let paths: Vec<PathBuf> = ds.rows[row_start..row_end].iter().map(|r| ds.image_path(r)).collect();
     let threads = opts.decode_threads.max(1);
     let (tx, rx) = sync_channel::<Result<(usize, Vec<ImageTensor>), String>>(2);
     let computed = std::thread::scope(|scope| -> Result<usize, String> {
@@ -194,7 +261,12 @@ pub fn extract(
         scope.spawn(move || {
             let mut first = start_row;
             while first < rows {
-                let last = (first + batch).min(rows);
+                // Batches are aligned to the whole CSV (global rows k·B .. (k+1)·B), so every
+                // row sits at the same position of a same-sized batch whether the run is
+                // whole, sharded or resumed: results are bit-identical (tract's kernels tile
+                // a batch the same way each time).
+                let global_next = ((row_start + first) / batch + 1) * batch;
+                let last = (global_next - row_start).min(rows);
                 let chunk = &paths[first..last];
                 // Decode the batch on `threads` workers, keeping order.
                 let per = chunk.len().div_ceil(threads);
@@ -231,14 +303,28 @@ pub fn extract(
             }
         });
         let mut done = start_row;
+        let zero = ImageTensor { data: vec![0.0; 3 * h * w], height: h, width: w };
+        let mut t_wait = Instant::now();
         for msg in rx {
+            let waited = t_wait.elapsed().as_secs_f64();
+            let t_run = Instant::now();
             let (first, tensors) = msg?;
             debug_assert_eq!(first, done);
-            let refs: Vec<&ImageTensor> = tensors.iter().collect();
-            let outputs = model.run(&refs).map_err(|e| e.to_string())?;
+            // Leading slots of a batch that belong to rows outside this run stay zero.
+            let offset = (row_start + first) % batch;
+            let mut refs: Vec<&ImageTensor> = vec![&zero; offset];
+            refs.extend(tensors.iter());
+            let mut outputs = model.run(&refs)?;
+            outputs.drain(..offset);
+            if timings {
+                eprintln!(
+                    "timing: batch waited {waited:.3} s for decoding, ran {:.3} s",
+                    t_run.elapsed().as_secs_f64()
+                );
+            }
             let mut bytes = Vec::with_capacity(tensors.len() * dim * 4);
             for o in &outputs {
-                for v in &o[0].values {
+                for v in o {
                     bytes.extend_from_slice(&v.to_le_bytes());
                 }
             }
@@ -247,6 +333,7 @@ pub fn extract(
             record.rows_done = done;
             write_json_atomically(&progress, &record)?;
             bar.set_position(done as u64);
+            t_wait = Instant::now();
         }
         Ok(done - start_row)
     })?;
@@ -257,5 +344,153 @@ pub fn extract(
     std::fs::rename(&partial, out).map_err(|e| format!("{}: {e}", out.display()))?;
     write_json_atomically(&suffixed(out, ".json"), &record)?;
     let _ = std::fs::remove_file(&progress);
-    Ok(ExtractSummary { rows, computed, dim, seconds: started.elapsed().as_secs_f64() })
+    Ok(ExtractSummary { rows, computed, dim, seconds: started.elapsed().as_secs_f64(), device: record.device })
+}
+
+fn read_sidecar(features: &Path) -> Result<Sidecar, String> {
+    let p = suffixed(features, ".json");
+    let text = std::fs::read_to_string(&p)
+        .map_err(|e| format!("{}: {e} (every features file needs its sidecar)", p.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: not a features sidecar: {e}", p.display()))
+}
+
+/// `merge-features`: joins shard outputs (any order) into one features file in CSV order,
+/// refusing shards of different models, CSVs or preprocessing, and gaps or overlaps.
+pub fn merge(shards: &[PathBuf], out: &Path) -> Result<Sidecar, String> {
+    if shards.is_empty() {
+        return Err("no shards given".into());
+    }
+    let mut parts: Vec<(Sidecar, &PathBuf)> = Vec::new();
+    for p in shards {
+        let s = read_sidecar(p)?;
+        if s.rows_done != s.rows {
+            return Err(format!("{}: incomplete shard ({} of {} rows)", p.display(), s.rows_done, s.rows));
+        }
+        parts.push((s, p));
+    }
+    let (first, first_path) = (parts[0].0.clone(), parts[0].1);
+    let first = &first;
+    for (s, p) in &parts[1..] {
+        let what = if s.model_sha256 != first.model_sha256 {
+            Some("a different model")
+        } else if s.csv_sha256 != first.csv_sha256 {
+            Some("a different CSV")
+        } else if s.preprocess != first.preprocess {
+            Some("different preprocessing")
+        } else if s.dim != first.dim || s.csv_rows != first.csv_rows {
+            Some("a different feature width or row count")
+        } else {
+            None
+        };
+        if let Some(w) = what {
+            return Err(format!("{} comes from {w} than {}; refusing to merge", p.display(), first_path.display()));
+        }
+    }
+    parts.sort_by_key(|(s, _)| s.row_start);
+    let mut next = 0;
+    for (s, p) in &parts {
+        if s.row_start != next {
+            return Err(if s.row_start > next {
+                format!("rows {next}..{} are missing (no shard covers them)", s.row_start)
+            } else {
+                format!("{} overlaps rows already covered by another shard", p.display())
+            });
+        }
+        next = s.row_end;
+    }
+    if next != first.csv_rows {
+        return Err(format!("rows {next}..{} are missing (no shard covers them)", first.csv_rows));
+    }
+    let dim = first.dim;
+    let tmp = suffixed(out, ".partial");
+    let mut f = std::io::BufWriter::new(File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?);
+    f.write_all(&header_f32(&[first.csv_rows, dim])).map_err(|e| e.to_string())?;
+    for (s, p) in &parts {
+        let a = panderm_edge::npy::read_f32(p).map_err(|e| e.to_string())?;
+        if a.shape != [s.rows, dim] {
+            return Err(format!(
+                "{}: shape {:?} does not match its sidecar ({} x {dim})",
+                p.display(),
+                a.shape,
+                s.rows
+            ));
+        }
+        for v in &a.data {
+            f.write_all(&v.to_le_bytes()).map_err(|e| e.to_string())?;
+        }
+    }
+    f.into_inner().map_err(|e| e.to_string())?.sync_all().map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let devices: std::collections::BTreeSet<&str> = parts.iter().map(|(s, _)| s.device.as_str()).collect();
+    let merged = Sidecar {
+        rows: first.csv_rows,
+        row_start: 0,
+        row_end: first.csv_rows,
+        rows_done: first.csv_rows,
+        shard: None,
+        device: devices.into_iter().collect::<Vec<_>>().join("+"),
+        ..first.clone()
+    };
+    write_json_atomically(&suffixed(out, ".json"), &merged)?;
+    Ok(merged)
+}
+
+/// Result of [`bench`].
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    /// `cpu` or `cuda`.
+    pub device: String,
+    /// Images per forward pass.
+    pub batch_size: usize,
+    /// Model load and preparation, seconds.
+    pub load_s: f64,
+    /// First (warm-up) batch, seconds (includes GPU kernel compilation).
+    pub first_batch_s: f64,
+    /// Steady-state throughput.
+    pub images_per_s: f64,
+    /// Operations of the prepared plan and their counts (GPU plans only).
+    pub plan_ops: std::collections::BTreeMap<String, usize>,
+}
+
+/// `bench-extract`: backbone throughput on one device, without decoding (random inputs),
+/// after one warm-up batch.
+pub fn bench(
+    model: &Path,
+    device: DeviceChoice,
+    batch_size: Option<usize>,
+    images: usize,
+) -> Result<BenchResult, String> {
+    let t0 = Instant::now();
+    let (m, notice) = Backbone::load(model, batch_size, device)?;
+    let load_s = t0.elapsed().as_secs_f64();
+    if let Some(n) = notice {
+        eprintln!("{n}");
+    }
+    let Some((h, w)) = m.input_size() else { return Err("not an image model".into()) };
+    let b = m.batch_size();
+    let tensors: Vec<ImageTensor> = (0..b)
+        .map(|i| ImageTensor {
+            data: (0..3 * h * w).map(|j| ((i * 7919 + j) % 255) as f32 / 64.0 - 2.0).collect(),
+            height: h,
+            width: w,
+        })
+        .collect();
+    let refs: Vec<&ImageTensor> = tensors.iter().collect();
+    let t1 = Instant::now();
+    m.run(&refs)?; // warm-up (kernel compilation on CUDA)
+    let first_batch_s = t1.elapsed().as_secs_f64();
+    let batches = images.div_ceil(b).max(1);
+    let t = Instant::now();
+    for _ in 0..batches {
+        m.run(&refs)?;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    Ok(BenchResult {
+        device: m.device().to_owned(),
+        batch_size: b,
+        load_s,
+        first_batch_s,
+        images_per_s: (batches * b) as f64 / secs,
+        plan_ops: m.plan_ops(),
+    })
 }

@@ -8,6 +8,7 @@
 //! * [`export`]: lower the ViT to an ONNX graph; [`onnx_graph`]: the graph builder;
 //! * [`convert`]: the `convert` command; [`synth`] + [`pth_writer`]: the `synth` command.
 
+pub mod backend;
 pub mod checkpoint;
 pub mod convert;
 pub mod dataset;

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use panderm_tools::backend::DeviceChoice;
 use panderm_tools::convert::{convert_file, write_atomically};
-use panderm_tools::extract::{ExtractOptions, extract};
+use panderm_tools::extract::{ExtractOptions, Shard, bench, extract, merge};
 use panderm_tools::head_export::head_to_onnx;
 use panderm_tools::onnx_graph::encode;
 use panderm_tools::package::{BundleRequest, ClassifierInput, HeadInput, make_bundle};
@@ -35,6 +36,26 @@ enum Kind {
     Features,
     /// Classifier: pooled feature -> head -> logits.
     Classifier,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Device {
+    /// tract on the CPU.
+    Cpu,
+    /// tract-cuda on an NVIDIA GPU (build with --features cuda).
+    Cuda,
+    /// CUDA when a driver is present, else the CPU.
+    Auto,
+}
+
+impl From<Device> for DeviceChoice {
+    fn from(d: Device) -> Self {
+        match d {
+            Device::Cpu => DeviceChoice::Cpu,
+            Device::Cuda => DeviceChoice::Cuda,
+            Device::Auto => DeviceChoice::Auto,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -107,18 +128,48 @@ enum Command {
         /// Output features (.npy, float32 [rows, D], row i = CSV row i).
         #[arg(short, long)]
         output: PathBuf,
-        /// Images per forward pass.
-        #[arg(long, default_value_t = 8)]
-        batch_size: usize,
+        /// Images per forward pass (default: 8 on the CPU, 64 on CUDA).
+        #[arg(long)]
+        batch_size: Option<usize>,
         /// Image decoding threads.
         #[arg(long, default_value_t = 2)]
         decode_threads: usize,
         /// Discard a partial output from an earlier run instead of resuming it.
         #[arg(long)]
         restart: bool,
+        /// Where to run the backbone: cpu, cuda, or auto (CUDA when a driver is present).
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: Device,
+        /// Extract only shard I of N (contiguous rows), e.g. --shard 2/8; join with merge-features.
+        #[arg(long, value_parser = Shard::parse)]
+        shard: Option<Shard>,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+    },
+    /// Join features extracted with --shard I/N (any order) into one file in CSV order.
+    MergeFeatures {
+        /// Shard feature files (each with its .json sidecar).
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Output features file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Measure backbone throughput (images/s) on a device, excluding image decoding.
+    BenchExtract {
+        /// Converted backbone.
+        #[arg(long)]
+        model: PathBuf,
+        /// cpu, cuda or auto.
+        #[arg(long, value_enum, default_value = "auto")]
+        device: Device,
+        /// Images per forward pass (default: 8 on the CPU, 64 on CUDA).
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Images to time (after one warm-up batch).
+        #[arg(long, default_value_t = 256)]
+        images: usize,
     },
     /// PanDerm's linear probe: train a head on split=train features, evaluate on split=test.
     Probe {
@@ -261,18 +312,28 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
             println!("{report}");
             println!("wrote:      {} in {:.2} s", output.display(), t.elapsed().as_secs_f64());
         }
-        Command::Extract { model, csv, root, output, batch_size, decode_threads, restart, quiet } => {
-            let opts = ExtractOptions { batch_size, decode_threads, progress: !quiet, restart };
+        Command::Extract { model, csv, root, output, batch_size, decode_threads, restart, quiet, device, shard } => {
+            let opts =
+                ExtractOptions { batch_size, decode_threads, progress: !quiet, restart, device: device.into(), shard };
             let s = extract(&model, &csv, root.as_deref(), &output, &opts)?;
             println!(
-                "wrote {} ({} rows × {}; {} computed in this run, {:.1} s, {:.2} images/s)",
+                "wrote {} ({} rows × {}; {} computed in this run on {}, {:.1} s, {:.2} images/s)",
                 output.display(),
                 s.rows,
                 s.dim,
                 s.computed,
+                s.device,
                 s.seconds,
                 s.computed as f64 / s.seconds.max(1e-9)
             );
+        }
+        Command::MergeFeatures { shards, output } => {
+            let m = merge(&shards, &output)?;
+            println!("wrote {} ({} rows × {} from {} shards)", output.display(), m.rows, m.dim, shards.len());
+        }
+        Command::BenchExtract { model, device, batch_size, images } => {
+            let r = bench(&model, device.into(), batch_size, images)?;
+            println!("{}", serde_json::to_string(&r)?);
         }
         Command::Probe { features, csv, output_dir, percent_data, summary_csv, c, c_sweep, class_weight, labels } => {
             let opts = ProbeOptions {

@@ -1,0 +1,145 @@
+//! Sharded extraction merges into exactly the single-run file; mismatched shards are refused;
+//! `--device cuda` without a GPU is a clear error and `auto` falls back to the CPU.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("panderm-shards-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn tools(args: &[String]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_panderm-tools")).args(args).output().unwrap()
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| (*x).to_owned()).collect()
+}
+
+fn extract_args(model: &Path, images: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut a = s(&["extract", "--quiet", "--batch-size", "2", "--model"]);
+    a.push(model.to_string_lossy().into_owned());
+    a.extend(s(&["--csv"]));
+    a.push(images.join("multiclass.csv").to_string_lossy().into_owned());
+    a.push("--root".into());
+    a.push(images.to_string_lossy().into_owned());
+    a.push("-o".into());
+    a.push(out.to_string_lossy().into_owned());
+    a.extend(s(extra));
+    a
+}
+
+#[test]
+fn three_shards_merge_into_the_single_run() {
+    let dir = temp_dir("merge");
+    let images = dir.join("images");
+    assert!(
+        tools(&s(&[
+            "synth-images",
+            "--count",
+            "11",
+            "--width",
+            "40",
+            "--height",
+            "30",
+            "-o",
+            &images.to_string_lossy()
+        ]))
+        .status
+        .success()
+    );
+    let model = root().join("models/tiny/panderm_tiny_lp.onnx");
+    let single = dir.join("single.npy");
+    let o = tools(&extract_args(&model, &images, &single, &[]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut shards = Vec::new();
+    for i in [3, 1, 2] {
+        let out = dir.join(format!("shard{i}.npy"));
+        let o = tools(&extract_args(&model, &images, &out, &["--shard", &format!("{i}/3")]));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        shards.push(out.to_string_lossy().into_owned());
+    }
+    let merged = dir.join("merged.npy");
+    let mut args = s(&["merge-features", "-o", &merged.to_string_lossy()]);
+    args.extend(shards.iter().cloned());
+    let o = tools(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(&merged).unwrap(), std::fs::read(&single).unwrap());
+
+    // A missing shard is refused.
+    let o = tools(&s(&["merge-features", "-o", &dir.join("x.npy").to_string_lossy(), &shards[0], &shards[1]]));
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("missing"), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // A shard from another model is refused.
+    let other = dir.join("other2.npy");
+    let o = tools(&extract_args(&root().join("models/demo/backbone.onnx"), &images, &other, &["--shard", "2/3"]));
+    assert!(o.status.success());
+    let o = tools(&s(&[
+        "merge-features",
+        "-o",
+        &dir.join("y.npy").to_string_lossy(),
+        &shards[1],
+        &other.to_string_lossy(),
+        &shards[0],
+    ]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("a different model"), "{err}");
+    assert!(!dir.join("y.npy").exists());
+}
+
+#[test]
+fn bad_shard_spec_is_refused() {
+    for spec in ["0/3", "4/3", "3", "a/b", "1/0"] {
+        let o = tools(&s(&["extract", "--model", "m.onnx", "--csv", "c.csv", "-o", "x.npy", "--shard", spec]));
+        assert!(!o.status.success(), "{spec}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("--shard"), "{spec}");
+    }
+}
+
+#[test]
+fn cuda_without_a_driver_is_a_clear_error_and_auto_falls_back() {
+    if panderm_tools::backend::cuda_available().is_ok() {
+        eprintln!("a CUDA device is present: the no-driver behaviour cannot be checked here");
+        return;
+    }
+    let dir = temp_dir("device");
+    let images = dir.join("images");
+    assert!(
+        tools(&s(&[
+            "synth-images",
+            "--count",
+            "2",
+            "--width",
+            "40",
+            "--height",
+            "30",
+            "-o",
+            &images.to_string_lossy()
+        ]))
+        .status
+        .success()
+    );
+    let model = root().join("models/tiny/panderm_tiny_lp.onnx");
+    let out = dir.join("f.npy");
+    let o = tools(&extract_args(&model, &images, &out, &["--device", "cuda"]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("CUDA"), "{err}");
+    assert!(!out.exists());
+    let o = tools(&extract_args(&model, &images, &out, &["--device", "auto"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().filter(|l| l.starts_with("note: no usable CUDA device")).count(), 1, "{err}");
+    let sidecar: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("f.npy.json")).unwrap()).unwrap();
+    assert_eq!(sidecar["device"], "cpu");
+}
