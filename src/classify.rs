@@ -47,7 +47,7 @@ pub fn top_k(probs: &[f32], k: usize) -> heapless::Vec<Ranked, MAX_TOP_K> {
 
 /// A binary decision at the manifest's operating threshold.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Decision {
+pub struct Decision<'a> {
     /// P(class 1).
     pub score: f32,
     /// Operating threshold from the manifest.
@@ -55,30 +55,32 @@ pub struct Decision {
     /// `score >= threshold`.
     pub positive: bool,
     /// The label decided.
-    pub label: String,
+    pub label: &'a str,
 }
 
-/// One head's result for one image.
+/// One head's result for one image. Names and labels borrow from the loaded bundle and the
+/// top-k list has fixed capacity, so producing a head's result allocates nothing beyond the
+/// probabilities the head model returns.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HeadResult {
+pub struct HeadResult<'a> {
     /// Task name.
-    pub name: String,
+    pub name: &'a str,
     /// Binary or multiclass.
     pub task: Task,
     /// Top-k labels with probabilities.
-    pub top_k: Vec<LabelledProb>,
+    pub top_k: heapless::Vec<LabelledProb<'a>, MAX_TOP_K>,
     /// Binary tasks: the decision.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub decision: Option<Decision>,
+    pub decision: Option<Decision<'a>>,
     /// Every class probability, in label order.
     pub probabilities: Vec<f32>,
 }
 
 /// A label and its probability.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LabelledProb {
+pub struct LabelledProb<'a> {
     /// Class label.
-    pub label: String,
+    pub label: &'a str,
     /// Probability.
     pub probability: f32,
 }
@@ -100,16 +102,16 @@ pub struct Timings {
 
 /// The result for one image.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ClassifyReport {
+pub struct ClassifyReport<'a> {
     /// The image path as given.
     pub image: String,
     /// Bundle name and version.
-    pub bundle: String,
+    pub bundle: &'a str,
     /// Demo notice, when the bundle is a demo.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<&'static str>,
     /// Per-head results.
-    pub heads: Vec<HeadResult>,
+    pub heads: Vec<HeadResult<'a>>,
     /// Stage timings.
     pub timings: Timings,
 }
@@ -129,6 +131,7 @@ pub struct Classifier {
     backbone: Model,
     backbone_output: usize,
     heads: Vec<LoadedHead>,
+    bundle_id: String,
 }
 
 fn ms(t: Instant) -> f64 {
@@ -182,7 +185,8 @@ impl Classifier {
             }
         }
         let preprocess = m.preprocess.to_config();
-        Ok(Classifier { bundle, preprocess, backbone, backbone_output, heads })
+        let bundle_id = format!("{} {}", m.bundle.name, m.bundle.version);
+        Ok(Classifier { bundle, preprocess, backbone, backbone_output, heads, bundle_id })
     }
 
     /// The loaded bundle.
@@ -191,7 +195,7 @@ impl Classifier {
     }
 
     /// Classifies one image file.
-    pub fn classify(&self, image: &Path, k: usize) -> Result<ClassifyReport> {
+    pub fn classify(&self, image: &Path, k: usize) -> Result<ClassifyReport<'_>> {
         let t0 = Instant::now();
         let rgb = decode_file(image, self.preprocess.apply_exif_orientation, self.preprocess.limits)?;
         let decode_ms = ms(t0);
@@ -216,15 +220,16 @@ impl Classifier {
         let m = &self.bundle.manifest.bundle;
         Ok(ClassifyReport {
             image: image.to_string_lossy().into_owned(),
-            bundle: format!("{} {}", m.name, m.version),
+            bundle: &self.bundle_id,
             notice: m.demo.then_some(DEMO_NOTICE),
             heads,
             timings: Timings { decode_ms, preprocess_ms, backbone_ms, heads_ms, total_ms: ms(t0) },
         })
     }
 
-    fn head_result(&self, h: &LoadedHead, probs: Vec<f32>, k: usize) -> HeadResult {
-        let label = |i: usize| h.labels.get(i).cloned().unwrap_or_else(|| format!("class_{i}"));
+    fn head_result<'a>(&self, h: &'a LoadedHead, probs: Vec<f32>, k: usize) -> HeadResult<'a> {
+        // Labels always cover the outputs of a validated bundle; "?" only if a model lies.
+        let label = |i: usize| h.labels.get(i).map_or("?", String::as_str);
         let top = top_k(&probs, k.max(1));
         let decision = match (h.task, h.threshold) {
             (Task::Binary, Some(threshold)) => {
@@ -234,20 +239,16 @@ impl Classifier {
             }
             _ => None,
         };
-        HeadResult {
-            name: h.name.clone(),
-            task: h.task,
-            top_k: top
-                .iter()
-                .map(|r| LabelledProb { label: label(usize::from(r.class)), probability: r.probability })
-                .collect(),
-            decision,
-            probabilities: probs,
+        let mut top_k = heapless::Vec::new();
+        for r in &top {
+            // Same capacity as `top`: cannot overflow.
+            let _ = top_k.push(LabelledProb { label: label(usize::from(r.class)), probability: r.probability });
         }
+        HeadResult { name: &h.name, task: h.task, top_k, decision, probabilities: probs }
     }
 }
 
-impl ClassifyReport {
+impl ClassifyReport<'_> {
     /// A short human-readable summary.
     pub fn human(&self) -> String {
         let mut s = format!("{}  [{}]\n", self.image, self.bundle);
