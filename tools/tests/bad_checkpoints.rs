@@ -1,21 +1,13 @@
 //! Bad checkpoints: each gives one clear line naming the problem, a non-zero exit, and
 //! leaves no output file behind.
 
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use panderm_tools::synth::{SynthData, SynthLayout, SynthSpec, SynthTensor, state_dict, write_checkpoint};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("tests/fixtures").join(name)
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("panderm-tools-bad-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn small(layout: SynthLayout) -> Vec<SynthTensor> {
     state_dict(&SynthSpec { embed_dim: 64, depth: 4, num_heads: 1, layout, seed: 7 })

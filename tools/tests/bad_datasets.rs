@@ -1,19 +1,11 @@
 //! Bad dataset inputs are reported completely and before any long job starts; bad bundle
 //! inputs are refused without writing a bundle.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::*;
+
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("tests/fixtures").join(name)
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("panderm-bad-ds-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn tools(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_panderm-tools")).args(args).output().unwrap()

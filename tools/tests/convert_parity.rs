@@ -1,28 +1,16 @@
 //! `panderm-tools convert` on checkpoints written by PanDerm's own code (`torch.save`),
 //! checked against PanDerm's PyTorch outputs, in every layout PanDerm produces.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::*;
+
+use std::path::Path;
 use std::process::Command;
 
 use panderm_edge::engine::Model;
 use panderm_edge::npy;
 use panderm_edge::preprocess::ImageTensor;
 use panderm_tools::onnx_graph::decode;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned()
-}
-
-fn fixture(name: &str) -> PathBuf {
-    root().join("tests/fixtures").join(name)
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("panderm-tools-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 const STEMS: [&str; 3] = ["synthetic_224", "synthetic_333x517", "clinical_forearm_iphone14"];
 const FILES: [&str; 3] = ["synthetic_224.png", "synthetic_333x517.png", "clinical_forearm_iphone14.jpg"];

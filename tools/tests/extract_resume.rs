@@ -1,19 +1,11 @@
 //! `extract` resumes a killed run where it stopped — dropping a torn last write — and
 //! refuses to continue a partial output from another model or CSV.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::*;
+
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("panderm-resume-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn tools(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_panderm-tools")).args(args).output().unwrap()

@@ -1,17 +1,13 @@
 //! A fine-tuned checkpoint becomes a single-model bundle whose classifier output is PanDerm's.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use common::*;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
-}
+use std::process::Command;
 
 #[test]
 fn fine_tuned_bundle_classifies_like_pytorch() {
-    let dir = std::env::temp_dir().join(format!("panderm-ft-bundle-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("ft-bundle");
     let tools = |args: &[&str]| {
         let o = Command::new(env!("CARGO_BIN_EXE_panderm-tools")).args(args).output().unwrap();
         assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
@@ -39,10 +35,8 @@ fn fine_tuned_bundle_classifies_like_pytorch() {
     ]);
     let manifest = std::fs::read_to_string(bundle.join("manifest.toml")).unwrap();
     assert!(manifest.contains("kind = \"classifier\"") && manifest.contains("output = \"logits\""), "{manifest}");
-    let panderm = PathBuf::from(env!("CARGO_BIN_EXE_panderm-tools"))
-        .with_file_name(format!("panderm{}", std::env::consts::EXE_SUFFIX));
     let img = root().join("tests/fixtures/images/synthetic_224.png");
-    let o = Command::new(panderm)
+    let o = Command::new(panderm_bin())
         .args(["classify", "--bundle", &bundle.to_string_lossy(), "--json"])
         .arg(&img)
         .output()

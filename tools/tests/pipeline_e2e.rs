@@ -2,26 +2,16 @@
 //! synth → convert → extract → probe → export-head → bundle → `panderm classify`, checking
 //! that the device's probabilities equal the probe's test-split probabilities.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use common::*;
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("panderm-e2e-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use std::path::Path;
+use std::process::Command;
 
 fn tools(args: &[&str]) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_panderm-tools")).args(args).output().unwrap();
     assert!(o.status.success(), "panderm-tools {args:?}: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// The runtime binary, built by cargo for the workspace (same profile as this test).
-fn panderm() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_panderm-tools"));
-    exe.with_file_name(format!("panderm{}", std::env::consts::EXE_SUFFIX))
 }
 
 fn read_predictions(path: &Path) -> Vec<(String, Vec<f64>)> {
@@ -89,7 +79,7 @@ fn synth_to_classify() {
     let mut args =
         vec!["classify".to_owned(), "--bundle".into(), p("bundle"), "--json".into(), "--top-k".into(), "3".into()];
     args.extend(images.iter().cloned());
-    let o = Command::new(panderm()).args(&args).output().unwrap();
+    let o = Command::new(panderm_bin()).args(&args).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8(o.stdout).unwrap();
     let reports: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -4,21 +4,12 @@
 //! Tolerances (fixtures README): metrics within 0.005, probabilities within 0.01 — L-BFGS
 //! stops at a tolerance, not bitwise, and PanDerm trains in float32 on the GPU.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::*;
+
 use std::process::Command;
 
 use panderm_tools::probe::run::{ProbeOptions, run_probe};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("tests/fixtures").join(name)
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("panderm-probe-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn reference() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(fixture("lp_reference.json")).unwrap()).unwrap()

@@ -1,17 +1,12 @@
 //! `synth` writes checkpoints in every PanDerm layout that `convert` accepts and that run.
 
-use std::path::PathBuf;
+mod common;
+use common::*;
+
 use std::process::Command;
 
 use panderm_edge::engine::Model;
 use panderm_edge::preprocess::ImageTensor;
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("panderm-tools-synth-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn tools(args: &[&str]) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_panderm-tools")).args(args).output().unwrap();

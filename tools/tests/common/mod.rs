@@ -1,0 +1,28 @@
+//! Helpers shared by the tools' integration tests: paths and scratch directories.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tools/ lives in the workspace root").to_owned()
+}
+
+/// `tests/fixtures/<name>` of the workspace.
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures").join(name)
+}
+
+/// A fresh, empty scratch directory unique to this test process and `tag`.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("panderm-tools-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create scratch dir");
+    d
+}
+
+/// The runtime's `panderm` binary, built by cargo next to `panderm-tools`.
+pub fn panderm_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_panderm-tools"))
+        .with_file_name(format!("panderm{}", std::env::consts::EXE_SUFFIX))
+}
