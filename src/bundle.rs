@@ -177,20 +177,24 @@ fn invalid(dir: &Path, msg: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::InvalidInput, format!("{}: invalid manifest: {msg}", dir.join(MANIFEST).display()))
 }
 
-/// SHA-256 of a file, lowercase hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+/// SHA-256 of everything `reader` yields, lowercase hex, read in 1 MiB chunks.
+pub fn sha256_reader(mut reader: impl std::io::Read) -> std::io::Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        let n = reader.read(&mut buf)?;
         if n == 0 {
             break;
         }
         h.update(&buf[..n]);
     }
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// SHA-256 of a file, lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    sha256_reader(f).map_err(|e| Error::io(path, e))
 }
 
 impl Manifest {

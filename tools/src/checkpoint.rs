@@ -15,10 +15,7 @@
 //! and fails on any that are left over.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 use crate::error::{ConvertError, Result};
 
@@ -163,17 +160,8 @@ impl std::fmt::Debug for Checkpoint {
 }
 
 fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).map_err(|source| ConvertError::Io { path: path.to_owned(), source })?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|source| ConvertError::Io { path: path.to_owned(), source })?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+    let io = |source| ConvertError::Io { path: path.to_owned(), source };
+    panderm_edge::bundle::sha256_reader(std::fs::File::open(path).map_err(io)?).map_err(io)
 }
 
 impl Checkpoint {

@@ -136,11 +136,8 @@ fn suffixed(out: &Path, suffix: &str) -> PathBuf {
 }
 
 fn write_json_atomically(path: &Path, value: &Sidecar) -> Result<(), String> {
-    let tmp = suffixed(path, ".tmp");
     let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-    let mut f = File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    crate::convert::write_atomically(path, text.as_bytes()).map_err(|e| e.to_string())
 }
 
 fn preprocess_description(cfg: &PreprocessConfig) -> String {

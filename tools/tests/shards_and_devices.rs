@@ -28,25 +28,27 @@ fn extract_args(model: &Path, images: &Path, out: &Path, extra: &[&str]) -> Vec<
     a
 }
 
+/// Writes `count` small synthetic images with their CSVs into `dir`.
+fn synth_images(dir: &Path, count: usize) {
+    let o = tools(&s(&[
+        "synth-images",
+        "--count",
+        &count.to_string(),
+        "--width",
+        "40",
+        "--height",
+        "30",
+        "-o",
+        &dir.to_string_lossy(),
+    ]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 #[test]
 fn three_shards_merge_into_the_single_run() {
     let dir = temp_dir("merge");
     let images = dir.join("images");
-    assert!(
-        tools(&s(&[
-            "synth-images",
-            "--count",
-            "11",
-            "--width",
-            "40",
-            "--height",
-            "30",
-            "-o",
-            &images.to_string_lossy()
-        ]))
-        .status
-        .success()
-    );
+    synth_images(&images, 11);
     let model = root().join("models/tiny/panderm_tiny_lp.onnx");
     let single = dir.join("single.npy");
     let o = tools(&extract_args(&model, &images, &single, &[]));
@@ -104,21 +106,7 @@ fn cuda_without_a_driver_is_a_clear_error_and_auto_falls_back() {
     }
     let dir = temp_dir("device");
     let images = dir.join("images");
-    assert!(
-        tools(&s(&[
-            "synth-images",
-            "--count",
-            "2",
-            "--width",
-            "40",
-            "--height",
-            "30",
-            "-o",
-            &images.to_string_lossy()
-        ]))
-        .status
-        .success()
-    );
+    synth_images(&images, 2);
     let model = root().join("models/tiny/panderm_tiny_lp.onnx");
     let out = dir.join("f.npy");
     let o = tools(&extract_args(&model, &images, &out, &["--device", "cuda"]));
