@@ -115,6 +115,9 @@ pub struct BackboneSpec {
     pub dim: usize,
     /// Variant (`PanDerm_Base`, …).
     pub variant: String,
+    /// Weight precision of the backbone file (absent in older manifests: fp32).
+    #[serde(default)]
+    pub precision: crate::board::Precision,
     /// SHA-256 of the source `.pth` checkpoint.
     pub source_sha256: String,
     /// Classifier only: task name.

@@ -73,6 +73,27 @@ impl std::fmt::Debug for Model {
     }
 }
 
+/// Sets the number of threads tract's matrix products use, process-wide (1 = no thread pool).
+///
+/// Applies to every model run afterwards. tract parallelizes matrix products and large
+/// element-wise kernels; the rest of a forward pass stays on the calling thread, so the speed-up
+/// is below the thread count (measured numbers: `docs/performance.md`).
+pub fn set_threads(threads: usize) -> Result<()> {
+    use tract_linalg::multithread::{Executor, set_default_executor};
+    if threads == 0 {
+        return Err(Error::new(ErrorKind::InvalidInput, "the thread count must be at least 1"));
+    }
+    let executor = if threads == 1 {
+        Executor::SingleThread
+    } else {
+        // rayon's builder only fails when the OS refuses to start threads.
+        std::panic::catch_unwind(|| Executor::multithread_with_name(threads, "panderm"))
+            .map_err(|_| Error::new(ErrorKind::Inference, format!("could not start {threads} inference threads")))?
+    };
+    set_default_executor(executor);
+    Ok(())
+}
+
 fn load_err(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::ModelLoad, format!("{}: {what}: {e}", path.display()))
 }
@@ -123,6 +144,30 @@ impl Model {
             [3, h, w] => Some((*h, *w)),
             _ => None,
         }
+    }
+
+    /// The matrix-multiply kernels the optimized plan uses, one entry per distinct kernel name
+    /// (`fma_mmm_f32_16x6`, `arm64simd_mmm_f32_8x8_gen`, …), read from the plan's node
+    /// descriptions. Used to check that a build picked its CPU's SIMD kernels and did not fall back
+    /// to tract's portable `generic_*` ones.
+    pub fn matmul_kernels(&self) -> Vec<String> {
+        let mut kernels = std::collections::BTreeSet::new();
+        for node in self.plan.model().nodes() {
+            let Ok(info) = node.op.info() else { continue };
+            for line in info {
+                // OptMatMul describes itself as "... with [<kernel>, ...]".
+                if let Some(rest) = line.split_once("with [").map(|(_, r)| r) {
+                    let list = rest.split(']').next().unwrap_or("");
+                    for k in list.split(',') {
+                        let k = k.trim().trim_matches('"');
+                        if k.contains("mmm") || k.contains("mmv") {
+                            kernels.insert(k.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        kernels.into_iter().collect()
     }
 
     /// The batch size the plan was optimized for.

@@ -17,6 +17,7 @@
 //! # Ok::<(), panderm_edge::Error>(())
 //! ```
 
+pub mod board;
 pub mod bundle;
 pub mod classify;
 pub mod engine;

@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 
@@ -13,7 +13,7 @@ fn demo() -> PathBuf {
 }
 
 fn panderm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_panderm")).args(args).output().expect("run panderm")
+    common::panderm_command().args(args).output().expect("run panderm")
 }
 
 fn copy_bundle(tag: &str) -> PathBuf {

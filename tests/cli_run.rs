@@ -3,12 +3,12 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 
 fn panderm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_panderm")).args(args).output().expect("run panderm")
+    common::panderm_command().args(args).output().expect("run panderm")
 }
 
 fn lp_model() -> String {

@@ -70,3 +70,21 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// A command that runs the `panderm` binary built for this test run.
+///
+/// Cross-compiled test runs execute under qemu-user without binfmt_misc, where a test cannot
+/// exec an ARM binary directly: `scripts/arm-test.sh` sets `PANDERM_TEST_RUNNER` to the qemu
+/// command line (the same as `.cargo/config.toml`'s runner) and the binary is started through it.
+pub fn panderm_command() -> std::process::Command {
+    let exe = env!("CARGO_BIN_EXE_panderm");
+    match std::env::var("PANDERM_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut parts = runner.split_whitespace();
+            let mut cmd = std::process::Command::new(parts.next().expect("non-empty runner"));
+            cmd.args(parts).arg(exe);
+            cmd
+        }
+        _ => std::process::Command::new(exe),
+    }
+}

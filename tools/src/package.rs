@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use panderm_edge::board::Precision;
 use panderm_edge::bundle::{
     BackboneKind, BackboneSpec, BundleInfo, HeadSpec, MANIFEST, Manifest, PreprocessSpec, Task, sha256_file,
 };
@@ -150,6 +151,7 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
         },
         dim,
         variant,
+        precision: Precision::Fp32,
         source_sha256,
         task_name: None,
         task: None,

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Cross-build the runtime crate for an ARM target and run its test suite under qemu-user.
+#
+#   scripts/arm-test.sh aarch64-unknown-linux-gnu|armv7-unknown-linux-gnueabihf [cargo test args...]
+#
+# Needs scripts/arm-setup.sh first (Debian rustc-web with the ARM standard libraries, cross gcc,
+# qemu-user). The qemu runner comes from .cargo/config.toml; the same command line is exported as
+# PANDERM_TEST_RUNNER so that tests can start the cross-built `panderm` binary (no binfmt_misc).
+# Only the runtime crate (`panderm-edge`) runs on boards; the workstation tools are x86_64 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${1:?usage: scripts/arm-test.sh TARGET [cargo test args...]}
+shift
+
+case $target in
+  aarch64-unknown-linux-gnu)
+    gnu=aarch64-linux-gnu
+    qemu=qemu-aarch64
+    # qemu's default `max` CPU has SVE2 and tract would pick its SVE kernels; a Cortex-A72 (the
+    # Raspberry Pi 4's core) exercises the NEON kernels every supported aarch64 board uses.
+    export QEMU_CPU=${QEMU_CPU:-cortex-a72}
+    ;;
+  armv7-unknown-linux-gnueabihf)
+    gnu=arm-linux-gnueabihf
+    qemu=qemu-arm
+    # qemu 7.2 shows the guest the host's x86 /proc/cpuinfo, so tract cannot see NEON by itself
+    # (real Cortex-A7 boards report it). tests/simd_kernels.rs fails if this is lost.
+    export TRACT_CPU_ARM32_NEON=1
+    ;;
+  *)
+    echo "arm-test: unsupported target $target" >&2
+    exit 2
+    ;;
+esac
+
+export PANDERM_TEST_RUNNER="$qemu -L /usr/$gnu -E LD_LIBRARY_PATH=/usr/$gnu/lib"
+export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
+export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
+echo "arm-test: $target under $qemu (QEMU_CPU=${QEMU_CPU:-default}, TRACT_CPU_ARM32_NEON=${TRACT_CPU_ARM32_NEON:-unset})"
+start=$(date +%s)
+cargo test -p panderm-edge --target "$target" "$@"
+echo "arm-test: $target passed in $(($(date +%s) - start)) s"

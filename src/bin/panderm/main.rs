@@ -1,0 +1,66 @@
+//! `panderm`: the PanDerm Edge command line. A thin layer over the `panderm_edge` library: each
+//! subcommand lives in its own module and only parses, calls the library and prints.
+
+mod boards_cmd;
+mod bundle_cmd;
+mod classify_cmd;
+mod run_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use panderm_edge::board::Board;
+
+#[derive(Parser)]
+#[command(
+    name = "panderm",
+    version,
+    about = "Run the PanDerm dermatology foundation model on this device (no Python, no network)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run an ONNX model on images with PanDerm's exact preprocessing and print its outputs.
+    Run(run_cmd::RunArgs),
+    /// Classify images with a bundle: the backbone runs once per image, every head on its feature.
+    Classify(classify_cmd::ClassifyArgs),
+    /// Describe a bundle (and whether its files verify) or an ONNX model file.
+    Info(bundle_cmd::InfoArgs),
+    /// Verify every file digest of a bundle; non-zero exit on any mismatch.
+    Verify(bundle_cmd::VerifyArgs),
+    /// List the built-in board profiles, or show and check one (name or path).
+    Boards(boards_cmd::BoardsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run_cmd::run(args),
+        Command::Classify(args) => classify_cmd::classify(args),
+        Command::Info(args) => bundle_cmd::info(args),
+        Command::Verify(args) => bundle_cmd::verify(args),
+        Command::Boards(args) => boards_cmd::boards(args),
+    }
+}
+
+/// Prints `error: …` and returns a failure exit code.
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::FAILURE
+}
+
+/// Reads the `--board` profile (if any) and applies its thread count; `--threads` overrides it.
+fn apply_board(board: Option<&str>, threads: Option<usize>) -> panderm_edge::Result<Option<Board>> {
+    let board = board.map(Board::resolve).transpose()?;
+    if let Some(b) = &board {
+        b.apply()?;
+    }
+    if let Some(n) = threads {
+        panderm_edge::engine::set_threads(n)?;
+    }
+    Ok(board)
+}

@@ -1,0 +1,94 @@
+//! Board profiles: every shipped profile loads; wrong ones are refused with a clear message.
+
+mod common;
+
+use panderm_edge::ErrorKind;
+use panderm_edge::board::{BUILTIN, Board, Precision};
+
+fn rpi4() -> String {
+    std::fs::read_to_string(common::root().join("boards/rpi4.toml")).expect("boards/rpi4.toml")
+}
+
+#[test]
+fn every_shipped_profile_loads_and_is_builtin() {
+    let mut files: Vec<String> = std::fs::read_dir(common::root().join("boards"))
+        .expect("boards/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| p.file_stem().expect("stem").to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let builtin: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+    assert_eq!(files, builtin, "boards/*.toml and board::BUILTIN must list the same profiles");
+    for name in ["rpi5", "rpi4", "imx8mp", "rk3588", "armv7-a7", "x86_64"] {
+        assert!(builtin.contains(&name), "required profile {name} missing");
+    }
+    for name in &files {
+        let from_file = Board::from_file(&common::root().join(format!("boards/{name}.toml")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let builtin = Board::resolve(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(from_file, builtin);
+        assert!(builtin.working_set().total_mib() <= builtin.memory.runtime_budget_mib);
+    }
+    let armv7 = Board::resolve("armv7-a7").expect("armv7-a7");
+    assert_eq!(armv7.board.target, "armv7-unknown-linux-gnueabihf");
+}
+
+/// (what is wrong, edit applied to the rpi4 profile, words the error must contain)
+const WRONG: [(&str, &str, &str, &str); 9] = [
+    ("unknown key", "threads = 4", "threads = 4\nturbo = true", "unknown field `turbo`"),
+    ("zero threads", "threads = 4", "threads = 0", "cpu.threads is 0"),
+    ("more threads than cores", "threads = 4", "threads = 16", "between 1 and cpu.cores (4)"),
+    ("budget above RAM", "runtime_budget_mib = 768", "runtime_budget_mib = 4096", "more than the board's RAM"),
+    (
+        "display too large for the budget",
+        "width = 480\nheight = 320\npixel_format = \"rgb565\"",
+        "width = 8192\nheight = 8192\npixel_format = \"xrgb8888\"",
+        "more than memory.runtime_budget_mib",
+    ),
+    ("display too small", "width = 480\nheight = 320", "width = 160\nheight = 128", "smaller than the smallest"),
+    (
+        "unknown target",
+        "target = \"aarch64-unknown-linux-gnu\"",
+        "target = \"mips-unknown-linux-gnu\"",
+        "not a supported target",
+    ),
+    ("unknown precision", "precision = \"int8\"", "precision = \"int4\"", "unknown variant `int4`"),
+    ("missing section", "[camera]\n", "[camera_x]\n", "unknown field `camera_x`"),
+];
+
+#[test]
+fn wrong_profiles_are_refused_with_clear_messages() {
+    let good = rpi4();
+    Board::from_toml(&good).expect("the unedited profile is valid");
+    for (what, from, to, needle) in WRONG {
+        assert!(good.contains(from), "{what}: fixture text `{from}` not in rpi4.toml");
+        let bad = good.replacen(from, to, 1);
+        let err = Board::from_toml(&bad).expect_err(what);
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{what}");
+        assert!(err.message().contains(needle), "{what}: message `{}` lacks `{needle}`", err.message());
+        assert!(!err.message().contains('\n'), "{what}: one-line message");
+    }
+}
+
+#[test]
+fn file_name_must_match_and_unknown_names_list_the_known_ones() {
+    let dir = common::temp_dir("boards");
+    let path = dir.join("myboard.toml");
+    std::fs::write(&path, rpi4()).expect("write");
+    let err = Board::from_file(&path).expect_err("name mismatch");
+    assert!(err.message().contains("board.name is `rpi4`"), "{}", err.message());
+    let err = Board::resolve("rpi9").expect_err("unknown");
+    assert!(err.message().contains("rpi5") && err.message().contains("armv7-a7"), "{}", err.message());
+}
+
+#[test]
+fn bundle_backbone_checks() {
+    let board = Board::resolve("rpi4").expect("rpi4");
+    assert!(board.check_backbone("PanDerm_Large", Precision::Int8).is_err());
+    assert_eq!(board.check_backbone("PanDerm_Base", Precision::Int8).expect("ok"), None);
+    let warning = board.check_backbone("PanDerm_Base", Precision::Fp32).expect("ok").expect("a warning");
+    assert!(warning.contains("int8") && warning.contains("fp32"), "{warning}");
+    // Demo and custom backbones are not PanDerm variants: no size refusal.
+    assert!(board.check_backbone("custom_D128_depth2", Precision::Int8).is_ok());
+}
