@@ -174,6 +174,15 @@ pub struct Manifest {
     /// Task heads (none for a fine-tuned classifier bundle).
     #[serde(default)]
     pub heads: Vec<HeadSpec>,
+    /// Image-quality gate thresholds (absent: the defaults of [`crate::quality::QualityThresholds`]).
+    #[serde(default)]
+    pub quality: crate::quality::QualityThresholds,
+    /// Limits of `panderm compare` (absent: the defaults of [`crate::compare::CompareSpec`]).
+    #[serde(default)]
+    pub compare: crate::compare::CompareSpec,
+    /// When to say "cannot assess" (out-of-distribution rule, probability floor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abstention: Option<crate::abstain::AbstentionSpec>,
 }
 
 fn invalid(dir: &Path, msg: impl std::fmt::Display) -> Error {
@@ -257,6 +266,15 @@ impl Manifest {
             }
             check_task(dir, &what, h.task, h.labels.len(), h.threshold)?;
         }
+        self.quality.validate().map_err(|e| invalid(dir, e.message()))?;
+        self.compare.validate().map_err(|e| invalid(dir, e))?;
+        if let Some(a) = &self.abstention {
+            safe_relative(&a.centroids_file).map_err(|e| invalid(dir, format!("abstention.centroids_file: {e}")))?;
+            a.validate().map_err(|e| invalid(dir, e))?;
+            if !self.heads.iter().any(|h| h.name == a.source_head) {
+                return Err(invalid(dir, format!("abstention.source_head `{}` is not a head", a.source_head)));
+            }
+        }
         Ok(())
     }
 }
@@ -326,6 +344,9 @@ pub struct Bundle {
     pub dir: PathBuf,
     /// The parsed, validated manifest.
     pub manifest: Manifest,
+    /// SHA-256 of `manifest.toml`: one digest that identifies the whole bundle, since the
+    /// manifest holds every other file's digest.
+    pub manifest_sha256: String,
 }
 
 impl Bundle {
@@ -334,7 +355,8 @@ impl Bundle {
         let path = dir.join(MANIFEST);
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         let manifest = Manifest::parse(&text, dir)?;
-        Ok(Bundle { dir: dir.to_owned(), manifest })
+        let manifest_sha256 = sha256_reader(text.as_bytes()).map_err(|e| Error::io(&path, e))?;
+        Ok(Bundle { dir: dir.to_owned(), manifest, manifest_sha256 })
     }
 
     /// Opens the bundle and verifies every file's digest; fails on the first mismatch,
@@ -364,6 +386,9 @@ impl Bundle {
     pub fn check_files(&self) -> Vec<FileCheck> {
         let mut files = vec![(self.manifest.backbone.file.clone(), self.manifest.backbone.sha256.clone())];
         files.extend(self.manifest.heads.iter().map(|h| (h.file.clone(), h.sha256.clone())));
+        if let Some(a) = &self.manifest.abstention {
+            files.push((a.centroids_file.clone(), a.centroids_sha256.clone()));
+        }
         files
             .into_iter()
             .map(|(file, expected)| {

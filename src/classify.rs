@@ -6,10 +6,12 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::abstain::{Abstention, Centroids};
 use crate::bundle::{BackboneKind, Bundle, Task};
 use crate::engine::Model;
 use crate::error::{Error, ErrorKind, Result};
-use crate::preprocess::{PreprocessConfig, decode_file, preprocess_rgb};
+use crate::preprocess::{PreprocessConfig, decode_bytes, preprocess_rgb};
+use crate::quality::{QualityReport, QualityThresholds, assess};
 use crate::run_report::softmax;
 
 /// Largest top-k a report holds (fixed capacity, no allocation per head).
@@ -74,6 +76,9 @@ pub struct HeadResult<'a> {
     pub decision: Option<Decision<'a>>,
     /// Every class probability, in label order.
     pub probabilities: Vec<f32>,
+    /// Every class label (borrowed from the bundle; not serialised).
+    #[serde(skip)]
+    pub labels: &'a [String],
 }
 
 /// A label and its probability.
@@ -90,6 +95,8 @@ pub struct LabelledProb<'a> {
 pub struct Timings {
     /// File read + decode.
     pub decode_ms: f64,
+    /// The image-quality gate.
+    pub quality_ms: f64,
     /// Resize, crop, normalize.
     pub preprocess_ms: f64,
     /// Backbone forward pass.
@@ -110,10 +117,40 @@ pub struct ClassifyReport<'a> {
     /// Demo notice, when the bundle is a demo.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<&'static str>,
-    /// Per-head results.
+    /// SHA-256 of the image file.
+    pub image_sha256: String,
+    /// The image-quality gate's checks.
+    pub quality: QualityReport,
+    /// Set when the report must be read as "cannot assess" (no decision shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cannot_assess: Option<CannotAssess>,
+    /// Cosine distance of the feature to the nearest training-class centroid, when the bundle
+    /// has an abstention rule and the backbone ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ood_distance: Option<f64>,
+    /// Per-head results (empty when the quality gate stopped the image).
     pub heads: Vec<HeadResult<'a>>,
+    /// The backbone feature (empty when the quality gate stopped the image; not serialised).
+    #[serde(skip)]
+    pub feature: Vec<f32>,
     /// Stage timings.
     pub timings: Timings,
+}
+
+/// Why a report is "cannot assess", with the sentence shown to people.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CannotAssess {
+    /// The structured reason.
+    #[serde(flatten)]
+    pub why: Abstention,
+    /// One line starting with "cannot assess".
+    pub message: String,
+}
+
+impl From<Abstention> for CannotAssess {
+    fn from(why: Abstention) -> Self {
+        CannotAssess { message: why.message(), why }
+    }
 }
 
 struct LoadedHead {
@@ -132,6 +169,9 @@ pub struct Classifier {
     backbone_output: usize,
     heads: Vec<LoadedHead>,
     bundle_id: String,
+    quality: QualityThresholds,
+    quality_blocks: bool,
+    centroids: Option<Centroids>,
 }
 
 fn ms(t: Instant) -> f64 {
@@ -184,9 +224,40 @@ impl Classifier {
                 }
             }
         }
+        let centroids = match &m.abstention {
+            Some(a) => {
+                let c = Centroids::read(&bundle.path_of(&a.centroids_file))?;
+                if c.dim() != m.backbone.dim {
+                    return Err(Error::new(
+                        ErrorKind::InvalidInput,
+                        format!("abstention centroids are {}-d, the backbone outputs {}-d", c.dim(), m.backbone.dim),
+                    ));
+                }
+                Some(c)
+            }
+            None => None,
+        };
         let preprocess = m.preprocess.to_config();
         let bundle_id = format!("{} {}", m.bundle.name, m.bundle.version);
-        Ok(Classifier { bundle, preprocess, backbone, backbone_output, heads, bundle_id })
+        let quality = m.quality.clone();
+        Ok(Classifier {
+            bundle,
+            preprocess,
+            backbone,
+            backbone_output,
+            heads,
+            bundle_id,
+            quality,
+            quality_blocks: true,
+            centroids,
+        })
+    }
+
+    /// Whether a failed quality check stops the image ("cannot assess", the default) or is only
+    /// reported as a warning while the model still runs (for re-evaluating research datasets,
+    /// never for patients).
+    pub fn set_quality_gate_blocks(&mut self, blocks: bool) {
+        self.quality_blocks = blocks;
     }
 
     /// The loaded bundle.
@@ -194,11 +265,34 @@ impl Classifier {
         &self.bundle
     }
 
-    /// Classifies one image file.
+    /// Classifies one image file: quality gate, then (if it passes) backbone, heads and the
+    /// bundle's abstention rule.
     pub fn classify(&self, image: &Path, k: usize) -> Result<ClassifyReport<'_>> {
         let t0 = Instant::now();
-        let rgb = decode_file(image, self.preprocess.apply_exif_orientation, self.preprocess.limits)?;
+        let bytes = std::fs::read(image).map_err(|e| Error::io(image, e))?;
+        let image_sha256 = crate::bundle::sha256_reader(bytes.as_slice()).map_err(|e| Error::io(image, e))?;
+        let rgb = decode_bytes(&bytes, self.preprocess.apply_exif_orientation, self.preprocess.limits)
+            .map_err(|e| Error::new(e.kind(), format!("{}: {}", image.display(), e.message())))?;
+        drop(bytes);
         let decode_ms = ms(t0);
+        let m = &self.bundle.manifest.bundle;
+        let quality = assess(&rgb, &self.quality);
+        let quality_ms = quality.total_ms;
+        if self.quality_blocks && !quality.is_ok() {
+            let codes = quality.flags().into_iter().map(str::to_owned).collect();
+            return Ok(ClassifyReport {
+                image: image.to_string_lossy().into_owned(),
+                bundle: &self.bundle_id,
+                notice: m.demo.then_some(DEMO_NOTICE),
+                image_sha256,
+                quality,
+                cannot_assess: Some(Abstention::Quality { codes }.into()),
+                ood_distance: None,
+                heads: Vec::new(),
+                feature: Vec::new(),
+                timings: Timings { decode_ms, quality_ms, total_ms: ms(t0), ..Timings::default() },
+            });
+        }
         let t1 = Instant::now();
         let tensor = preprocess_rgb(&rgb, &self.preprocess)
             .map_err(|e| Error::new(e.kind(), format!("{}: {}", image.display(), e.message())))?;
@@ -217,14 +311,46 @@ impl Classifier {
             heads.push(self.head_result(h, probs, k));
         }
         let heads_ms = ms(t3);
-        let m = &self.bundle.manifest.bundle;
+        let (ood_distance, cannot_assess) = self.abstention(&feature, &heads)?;
         Ok(ClassifyReport {
             image: image.to_string_lossy().into_owned(),
             bundle: &self.bundle_id,
             notice: m.demo.then_some(DEMO_NOTICE),
+            image_sha256,
+            quality,
+            cannot_assess,
+            ood_distance,
             heads,
-            timings: Timings { decode_ms, preprocess_ms, backbone_ms, heads_ms, total_ms: ms(t0) },
+            feature,
+            timings: Timings { decode_ms, quality_ms, preprocess_ms, backbone_ms, heads_ms, total_ms: ms(t0) },
         })
+    }
+
+    /// The bundle's abstention rule on a feature and the heads' results.
+    fn abstention(&self, feature: &[f32], heads: &[HeadResult<'_>]) -> Result<(Option<f64>, Option<CannotAssess>)> {
+        let Some(spec) = &self.bundle.manifest.abstention else { return Ok((None, None)) };
+        let distance = match &self.centroids {
+            Some(c) => Some(c.distance(feature)?),
+            None => None,
+        };
+        if let Some(d) = distance
+            && d > spec.max_distance
+        {
+            let why = Abstention::OutOfDistribution {
+                distance: d,
+                max_distance: spec.max_distance,
+                percentile: spec.percentile,
+            };
+            return Ok((distance, Some(why.into())));
+        }
+        if let (Some(floor), Some(primary)) = (spec.min_top_probability, primary_head(heads))
+            && let Some(top) = primary.top_k.first()
+            && f64::from(top.probability) < floor
+        {
+            let why = Abstention::LowConfidence { probability: f64::from(top.probability), min_top_probability: floor };
+            return Ok((distance, Some(why.into())));
+        }
+        Ok((distance, None))
     }
 
     fn head_result<'a>(&self, h: &'a LoadedHead, probs: Vec<f32>, k: usize) -> HeadResult<'a> {
@@ -244,8 +370,20 @@ impl Classifier {
             // Same capacity as `top`: cannot overflow.
             let _ = top_k.push(LabelledProb { label: label(usize::from(r.class)), probability: r.probability });
         }
-        HeadResult { name: &h.name, task: h.task, top_k, decision, probabilities: probs }
+        HeadResult { name: &h.name, task: h.task, top_k, decision, probabilities: probs, labels: &h.labels }
     }
+}
+
+/// The head whose decision a device shows: the first binary head with an operating threshold,
+/// else the first head.
+pub fn primary_head<'h, 'a>(heads: &'h [HeadResult<'a>]) -> Option<&'h HeadResult<'a>> {
+    heads.iter().find(|h| h.decision.is_some()).or_else(|| heads.first())
+}
+
+/// The differential (the first multiclass head that is not the primary one).
+pub fn differential_head<'h, 'a>(heads: &'h [HeadResult<'a>]) -> Option<&'h HeadResult<'a>> {
+    let primary = primary_head(heads).map(|h| h.name);
+    heads.iter().find(|h| h.task == Task::Multiclass && Some(h.name) != primary)
 }
 
 impl ClassifyReport<'_> {
@@ -254,6 +392,12 @@ impl ClassifyReport<'_> {
         let mut s = format!("{}  [{}]\n", self.image, self.bundle);
         if let Some(n) = self.notice {
             s.push_str(&format!("  !! {n}\n"));
+        }
+        for w in self.quality.warnings() {
+            s.push_str(&format!("  warning: {w}\n"));
+        }
+        if let Some(c) = &self.cannot_assess {
+            s.push_str(&format!("  => {}\n", c.message.to_uppercase()));
         }
         for h in &self.heads {
             let top: Vec<String> =
@@ -266,8 +410,9 @@ impl ClassifyReport<'_> {
         }
         let t = &self.timings;
         s.push_str(&format!(
-            "  time: decode {:.1} ms, preprocess {:.1} ms, backbone {:.1} ms, heads {:.2} ms, total {:.1} ms\n",
-            t.decode_ms, t.preprocess_ms, t.backbone_ms, t.heads_ms, t.total_ms
+            "  time: decode {:.1} ms, quality {:.1} ms, preprocess {:.1} ms, backbone {:.1} ms, heads {:.2} ms, \
+             total {:.1} ms\n",
+            t.decode_ms, t.quality_ms, t.preprocess_ms, t.backbone_ms, t.heads_ms, t.total_ms
         ));
         s
     }

@@ -17,13 +17,20 @@
 //! # Ok::<(), panderm_edge::Error>(())
 //! ```
 
+pub mod abstain;
+pub mod audit_log;
+pub mod batch;
 pub mod board;
 pub mod bundle;
 pub mod classify;
+pub mod compare;
+pub mod device_view;
 pub mod engine;
 pub mod error;
 pub mod npy;
 pub mod preprocess;
+pub mod quality;
 pub mod run_report;
+pub mod screen;
 
 pub use error::{Error, ErrorKind, Result};

@@ -3,43 +3,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::*;
-
-fn demo() -> PathBuf {
-    root().join("models/demo")
-}
-
-fn panderm(args: &[&str]) -> Output {
-    common::panderm_command().args(args).output().expect("run panderm")
-}
-
-fn copy_bundle(tag: &str) -> PathBuf {
-    let dir = temp_dir(tag).join("bundle");
-    copy_dir(&demo(), &dir);
-    dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
-
-fn edit_manifest(dir: &Path, f: impl FnOnce(String) -> String) {
-    let p = dir.join("manifest.toml");
-    let text = std::fs::read_to_string(&p).unwrap();
-    std::fs::write(&p, f(text)).unwrap();
-}
 
 /// Non-zero exit, one `error:` line naming `needle`, nothing on stdout.
 fn assert_refused(out: &Output, needle: &str) {

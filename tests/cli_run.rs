@@ -7,10 +7,6 @@ use std::process::Output;
 
 use common::*;
 
-fn panderm(args: &[&str]) -> Output {
-    common::panderm_command().args(args).output().expect("run panderm")
-}
-
 fn lp_model() -> String {
     tiny_model("panderm_tiny_lp.onnx").to_string_lossy().into_owned()
 }

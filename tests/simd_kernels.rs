@@ -21,7 +21,8 @@ fn accepted() -> (&'static [&'static str], &'static [&'static str]) {
 #[test]
 fn backbone_and_head_use_simd_kernels() {
     let (good, bad) = accepted();
-    for model in [common::tiny_model("panderm_tiny_lp.onnx"), common::root().join("models/demo/heads/lesion_colour.onnx")]
+    for model in
+        [common::tiny_model("panderm_tiny_lp.onnx"), common::root().join("models/demo/heads/lesion_colour.onnx")]
     {
         let m = Model::load(&model).unwrap_or_else(|e| panic!("{}: {e}", model.display()));
         let kernels = m.matmul_kernels();

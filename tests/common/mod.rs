@@ -88,3 +88,41 @@ pub fn panderm_command() -> std::process::Command {
         _ => std::process::Command::new(exe),
     }
 }
+
+/// The shipped demo bundle.
+pub fn demo() -> PathBuf {
+    root().join("models/demo")
+}
+
+/// Runs the `panderm` binary and collects its output.
+pub fn panderm(args: &[&str]) -> std::process::Output {
+    panderm_command().args(args).output().expect("run panderm")
+}
+
+/// A private copy of the demo bundle, to edit.
+pub fn copy_bundle(tag: &str) -> PathBuf {
+    let dir = temp_dir(tag).join("bundle");
+    copy_dir(&demo(), &dir);
+    dir
+}
+
+/// Recursive copy.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let dst = to.join(e.file_name());
+        if e.file_type().expect("file type").is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).expect("copy");
+        }
+    }
+}
+
+/// Rewrites a bundle's manifest.toml.
+pub fn edit_manifest(dir: &Path, f: impl FnOnce(String) -> String) {
+    let p = dir.join("manifest.toml");
+    let text = std::fs::read_to_string(&p).expect("manifest");
+    std::fs::write(&p, f(text)).expect("write manifest");
+}

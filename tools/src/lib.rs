@@ -23,6 +23,7 @@ pub mod package;
 pub mod probe;
 pub mod probe_report;
 pub mod pth_writer;
+pub mod quantize;
 pub mod synth;
 pub mod synth_images;
 pub mod vit;

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use panderm_edge::abstain::{AbstentionSpec, Centroids};
 use panderm_edge::board::Precision;
 use panderm_edge::bundle::{
     BackboneKind, BackboneSpec, BundleInfo, HeadSpec, MANIFEST, Manifest, PreprocessSpec, Task, sha256_file,
@@ -55,6 +56,19 @@ pub struct BundleRequest {
     pub description: String,
     /// Mark as a pipeline demo.
     pub demo: bool,
+    /// The abstention rule to write.
+    pub abstention: AbstentionRequest,
+}
+
+/// How the bundle's `[abstention]` table is made.
+#[derive(Debug, Clone, Default)]
+pub struct AbstentionRequest {
+    /// Write none, even if heads carry out-of-distribution statistics.
+    pub disabled: bool,
+    /// The head whose centroid statistics to use (default: the first head that has them).
+    pub head: Option<String>,
+    /// Floor on the primary head's top probability.
+    pub min_top_probability: Option<f64>,
 }
 
 fn meta(model: &tract_onnx::pb::ModelProto, key: &str) -> Option<String> {
@@ -187,6 +201,7 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
             metrics: to_toml_table(&hf.metrics),
         });
     }
+    let abstention = abstention_spec(req, &head_files, out_dir)?;
     let manifest = Manifest {
         bundle: BundleInfo {
             format: panderm_edge::bundle::FORMAT,
@@ -199,8 +214,60 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
         preprocess: PreprocessSpec::panderm(),
         backbone,
         heads,
+        quality: Default::default(),
+        compare: Default::default(),
+        abstention,
     };
     manifest.validate(out_dir).map_err(|e| e.to_string())?;
     std::fs::write(out_dir.join(MANIFEST), manifest.to_toml()).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     Ok(manifest)
+}
+
+/// Writes the centroids of the chosen head and returns the `[abstention]` table.
+fn abstention_spec(
+    req: &BundleRequest,
+    head_files: &[HeadFile],
+    out_dir: &Path,
+) -> Result<Option<AbstentionSpec>, String> {
+    let a = &req.abstention;
+    if a.disabled {
+        return Ok(None);
+    }
+    let chosen = match &a.head {
+        Some(name) => {
+            let i = req
+                .heads
+                .iter()
+                .position(|h| &h.name == name)
+                .ok_or_else(|| format!("--abstain-head `{name}` is not one of the bundle's heads"))?;
+            let ood = head_files[i].ood.as_ref().ok_or_else(|| {
+                format!("head `{name}` has no out-of-distribution statistics (re-run `probe` with this version)")
+            })?;
+            Some((name.clone(), ood))
+        }
+        None => req.heads.iter().zip(head_files).find_map(|(h, f)| f.ood.as_ref().map(|o| (h.name.clone(), o))),
+    };
+    let Some((source_head, ood)) = chosen else {
+        if a.min_top_probability.is_some() {
+            return Err("--min-probability needs a head with out-of-distribution statistics (from `probe`)".into());
+        }
+        return Ok(None);
+    };
+    let dim = ood.centroids.first().map_or(0, Vec::len);
+    let rows: Vec<f32> = ood.centroids.iter().flatten().copied().collect();
+    let centroids = Centroids::from_rows(rows, dim).map_err(|e| format!("head `{source_head}`: {e}"))?;
+    let file = "abstention/centroids.npy".to_owned();
+    let path = out_dir.join(&file);
+    std::fs::create_dir_all(out_dir.join("abstention")).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    centroids.write(&path).map_err(|e| e.to_string())?;
+    let spec = AbstentionSpec {
+        centroids_file: file,
+        centroids_sha256: sha256_file(&path).map_err(|e| e.to_string())?,
+        source_head,
+        percentile: ood.percentile,
+        max_distance: ood.max_distance,
+        min_top_probability: a.min_top_probability,
+    };
+    spec.validate()?;
+    Ok(Some(spec))
 }

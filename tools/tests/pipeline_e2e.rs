@@ -73,11 +73,26 @@ fn synth_to_classify() {
         &p("bundle"),
     ]);
 
+    // probe stores the out-of-distribution statistics; bundle turns them into the abstention rule.
+    let head_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("probe/head.json")).unwrap()).unwrap();
+    let ood = &head_json["ood"];
+    assert_eq!(ood["percentile"], 99.0);
+    assert_eq!(ood["centroids"].as_array().unwrap().len(), 3);
+    let q: Vec<f64> = ood["train_quantiles"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert!(q.windows(2).all(|w| w[0] <= w[1]), "quantiles ascend: {q:?}");
+    assert!(q[3] <= ood["max_distance"].as_f64().unwrap() + 1e-12 && ood["max_distance"].as_f64().unwrap() <= q[4]);
+    let manifest = std::fs::read_to_string(dir.join("bundle/manifest.toml")).unwrap();
+    assert!(manifest.contains("[abstention]") && manifest.contains("source_head = \"colour\""), "{manifest}");
+    assert!(dir.join("bundle/abstention/centroids.npy").exists());
+
     let predictions = read_predictions(&dir.join("probe/multiclass.csv"));
     assert!(!predictions.is_empty());
     let images: Vec<String> = predictions.iter().map(|(f, _)| p(&format!("images/{f}"))).collect();
     let mut args =
         vec!["classify".to_owned(), "--bundle".into(), p("bundle"), "--json".into(), "--top-k".into(), "3".into()];
+    // 96x80 synthetic images are below the quality gate's 224 px: run the model anyway.
+    args.push("--no-quality-gate".into());
     args.extend(images.iter().cloned());
     let o = Command::new(panderm_bin()).args(&args).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -95,5 +110,16 @@ fn synth_to_classify() {
             assert!((g - w).abs() <= 1e-4, "device {got:?} vs probe {want:?}");
         }
         assert_eq!(head["top_k"].as_array().unwrap().len(), 3);
+        // The gate still reports (the images are 96x80) but did not stop the model.
+        let flags: Vec<&str> = report["quality"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["passed"] == false)
+            .map(|c| c["code"].as_str().unwrap())
+            .collect();
+        assert!(flags.contains(&"too-small"), "{flags:?}");
+        let d = report["ood_distance"].as_f64().expect("distance to the training centroids");
+        assert!((0.0..=2.0).contains(&d));
     }
 }

@@ -1,9 +1,12 @@
 //! `panderm`: the PanDerm Edge command line. A thin layer over the `panderm_edge` library: each
 //! subcommand lives in its own module and only parses, calls the library and prints.
 
+mod batch_cmd;
 mod boards_cmd;
 mod bundle_cmd;
 mod classify_cmd;
+mod compare_cmd;
+mod log_cmd;
 mod run_cmd;
 
 use std::process::ExitCode;
@@ -32,8 +35,17 @@ enum Command {
     Info(bundle_cmd::InfoArgs),
     /// Verify every file digest of a bundle; non-zero exit on any mismatch.
     Verify(bundle_cmd::VerifyArgs),
+    /// Compare two captures of the same lesion: feature distance and each head's probability
+    /// change, flagged beyond the bundle's limits (exit code 3 when flagged).
+    Compare(compare_cmd::CompareArgs),
+    /// Audit-log tools.
+    #[command(subcommand)]
+    Log(log_cmd::LogCommand),
     /// List the built-in board profiles, or show and check one (name or path).
     Boards(boards_cmd::BoardsArgs),
+    /// Process a folder of photos into results.csv, results.jsonl and an offline report.html;
+    /// re-runs only process new or changed files, --watch keeps polling the folder.
+    Batch(batch_cmd::BatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +56,9 @@ fn main() -> ExitCode {
         Command::Info(args) => bundle_cmd::info(args),
         Command::Verify(args) => bundle_cmd::verify(args),
         Command::Boards(args) => boards_cmd::boards(args),
+        Command::Compare(args) => compare_cmd::compare_cmd(args),
+        Command::Log(cmd) => log_cmd::log(cmd),
+        Command::Batch(args) => batch_cmd::batch(args),
     }
 }
 

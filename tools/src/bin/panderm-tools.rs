@@ -10,9 +10,10 @@ use panderm_tools::convert::{convert_file, write_atomically};
 use panderm_tools::extract::{ExtractOptions, Shard, bench, extract, merge};
 use panderm_tools::head_export::head_to_onnx;
 use panderm_tools::onnx_graph::encode;
-use panderm_tools::package::{BundleRequest, ClassifierInput, HeadInput, make_bundle};
+use panderm_tools::package::{AbstentionRequest, BundleRequest, ClassifierInput, HeadInput, make_bundle};
 use panderm_tools::probe::head_file::HeadFile;
 use panderm_tools::probe::run::{ClassWeighting, ProbeOptions, run_probe};
+use panderm_tools::quantize::{CalibrationSource, HeadSource, QuantizeOptions, Scheme, quantize_file};
 use panderm_tools::synth::{SynthLayout, SynthSpec, state_dict, write_checkpoint};
 use panderm_tools::synth_images::write_set;
 use panderm_tools::vit::{KindRequest, VitOptions};
@@ -96,6 +97,15 @@ enum Layout {
     Ll,
     /// Fine-tuned checkpoint-best.pth: {'model', 'optimizer', 'epoch', 'scaler', 'args'}.
     Ft,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum QuantScheme {
+    /// int8 weights + static uint8 activations (zero point 128, scales from calibration): fastest in tract.
+    #[value(name = "static-u8")]
+    StaticU8,
+    /// ONNX Runtime's dynamic form (DynamicQuantizeLinear per input), for comparison.
+    Dynamic,
 }
 
 #[derive(Subcommand)]
@@ -200,6 +210,10 @@ enum Command {
         /// Class names, comma-separated, in label order.
         #[arg(long, value_delimiter = ',')]
         labels: Option<Vec<String>>,
+        /// Abstention: percentile of the training images' centroid distances kept as the
+        /// "cannot assess" limit (docs/abstention.md).
+        #[arg(long, default_value_t = 99.0)]
+        ood_percentile: f64,
     },
     /// Export a trained head (probe output) as ONNX: features [N,D] -> probabilities [N,K].
     ExportHead {
@@ -241,9 +255,58 @@ enum Command {
         /// Mark the bundle as a pipeline demo (not a medical model); every output says so.
         #[arg(long)]
         demo: bool,
+        /// Head whose out-of-distribution statistics make the abstention rule (default: the
+        /// first head that has them).
+        #[arg(long)]
+        abstain_head: Option<String>,
+        /// "Cannot assess" when the primary head's top probability is below this.
+        #[arg(long)]
+        min_probability: Option<f64>,
+        /// Write no abstention rule.
+        #[arg(long, conflicts_with_all = ["abstain_head", "min_probability"])]
+        no_abstention: bool,
         /// Output directory (must be empty or absent).
         #[arg(short, long)]
         output: PathBuf,
+    },
+    /// Quantize a PanDerm export to int8 (MatMulInteger) and report its accuracy against fp32.
+    ///
+    /// Weight MatMuls (q, k, v, proj, fc1, fc2, a fine-tuned head) get int8 per-channel weights;
+    /// attention, LayerNorm, Softmax, GELU and the patch Conv stay fp32. Writes OUTPUT and
+    /// OUTPUT.quant.json (the accuracy report); nothing on error. See docs/quantization.md.
+    Quantize {
+        /// The fp32 PanDerm export (`convert` output: feature extractor or fine-tuned classifier).
+        model: PathBuf,
+        /// Output ONNX file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Calibration images: every jpg/jpeg/png/bmp/tif/tiff/webp file in DIR (unreadable ones are
+        /// skipped and counted). Default: a built-in set of --images synthetic skin-like images
+        /// (panderm-tools synth-images generator, fixed seed; not medical data).
+        #[arg(long, value_name = "DIR")]
+        calibration: Option<PathBuf>,
+        /// Number of built-in synthetic calibration images (without --calibration).
+        #[arg(long, default_value_t = 16, conflicts_with = "calibration")]
+        images: usize,
+        /// Held-out evaluation images, reported separately (not used for calibration).
+        #[arg(long, value_name = "DIR")]
+        eval: Option<PathBuf>,
+        /// Report top-1 agreement of this bundle's heads (digests verified).
+        #[arg(long, value_name = "DIR", conflicts_with = "heads")]
+        bundle: Option<PathBuf>,
+        /// Report top-1 agreement of this head ONNX (`export-head` output; repeatable).
+        #[arg(long = "head", value_name = "HEAD.onnx")]
+        heads: Vec<PathBuf>,
+        /// Activation scheme.
+        #[arg(long, value_enum, default_value = "static-u8")]
+        scheme: QuantScheme,
+        /// Percentile of |x| tried against max|x| for the static activation scales; the better on
+        /// the calibration set wins (repeatable).
+        #[arg(long = "percentile", default_values_t = [99.99])]
+        percentiles: Vec<f64>,
+        /// No progress bars.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Write synthetic skin-like images with toy labels (multiclass.csv, binary.csv). Not medical data.
     SynthImages {
@@ -335,7 +398,18 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
             let r = bench(&model, device.into(), batch_size, images)?;
             println!("{}", serde_json::to_string(&r)?);
         }
-        Command::Probe { features, csv, output_dir, percent_data, summary_csv, c, c_sweep, class_weight, labels } => {
+        Command::Probe {
+            features,
+            csv,
+            output_dir,
+            percent_data,
+            summary_csv,
+            c,
+            c_sweep,
+            class_weight,
+            labels,
+            ood_percentile,
+        } => {
             let opts = ProbeOptions {
                 percent_data,
                 c,
@@ -345,6 +419,7 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
                     ClassWeight::Balanced => ClassWeighting::Balanced,
                 },
                 labels,
+                ood_percentile: Some(ood_percentile),
                 ..ProbeOptions::default()
             };
             let t = Instant::now();
@@ -395,6 +470,9 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
             version,
             description,
             demo,
+            abstain_head,
+            min_probability,
+            no_abstention,
             output,
         } => {
             let find = |n: &str| thresholds.iter().find(|(k, _)| k == n).map(|(_, t)| *t);
@@ -420,6 +498,11 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
                 version,
                 description,
                 demo,
+                abstention: AbstentionRequest {
+                    disabled: no_abstention,
+                    head: abstain_head,
+                    min_top_probability: min_probability,
+                },
             };
             let m = make_bundle(&req, &output)?;
             println!(
@@ -430,6 +513,24 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
                 m.backbone.variant,
                 m.heads.len()
             );
+        }
+        Command::Quantize { model, output, calibration, images, eval, bundle, heads, scheme, percentiles, quiet } => {
+            let opts = QuantizeOptions {
+                scheme: match scheme {
+                    QuantScheme::StaticU8 => Scheme::StaticU8,
+                    QuantScheme::Dynamic => Scheme::Dynamic,
+                },
+                calibration: calibration.map_or(CalibrationSource::Synthetic(images), CalibrationSource::Dir),
+                eval,
+                heads: match bundle {
+                    Some(dir) => HeadSource::Bundle(dir),
+                    None if !heads.is_empty() => HeadSource::Files(heads),
+                    None => HeadSource::None,
+                },
+                percentiles,
+                progress: !quiet,
+            };
+            println!("{}", quantize_file(&model, &output, &opts)?);
         }
         Command::SynthImages { count, width, height, seed, output } => {
             let set = write_set(&output, count, (width, height), seed)?;

@@ -34,7 +34,32 @@ pub struct HeadFile {
     pub provenance: serde_json::Value,
     /// Test-split metrics (PanDerm's `lin_*`), if computed.
     pub metrics: serde_json::Value,
+    /// Out-of-distribution statistics of the training features (for abstention), if computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ood: Option<OodStats>,
 }
+
+/// Distances of the training features to their class centroids: the runtime's
+/// out-of-distribution rule (`panderm_edge::abstain`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OodStats {
+    /// Always `cosine-distance-to-nearest-class-centroid`.
+    pub metric: String,
+    /// Unit-norm class centroids `[K'][D]` (classes without training rows are left out).
+    pub centroids: Vec<Vec<f32>>,
+    /// The percentile of the training distances used as the limit.
+    pub percentile: f64,
+    /// The limit: that percentile of the training images' distances.
+    pub max_distance: f64,
+    /// Training distances at the 50th, 90th, 95th, 99th percentiles and the maximum.
+    pub train_quantiles: [f64; 5],
+    /// Fraction of the test split beyond the limit.
+    pub test_flagged_fraction: f64,
+}
+
+/// The metric name stored in [`OodStats::metric`].
+pub const OOD_METRIC: &str = "cosine-distance-to-nearest-class-centroid";
 
 impl HeadFile {
     /// Builds the file contents from a trained head.
@@ -57,6 +82,7 @@ impl HeadFile {
             bias: head.bias.iter().map(|&v| v as f32).collect(),
             provenance,
             metrics,
+            ood: None,
         }
     }
 

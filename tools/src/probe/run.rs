@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::head_file::HeadFile;
+use super::head_file::{HeadFile, OOD_METRIC, OodStats};
 use super::lbfgs::{LbfgsOptions, LbfgsReport};
 use super::logreg::{TrainData, argmax_rows, panderm_c, train};
 use crate::dataset::{self, Dataset, LoadOptions, Split, Task};
@@ -42,6 +42,45 @@ pub struct ProbeOptions {
     pub seed: u64,
     /// Bootstrap resamples for the confidence intervals.
     pub bootstrap: Option<usize>,
+    /// Percentile of the training features' centroid distances stored as the abstention limit
+    /// (None = [`DEFAULT_OOD_PERCENTILE`]).
+    pub ood_percentile: Option<f64>,
+}
+
+/// Default abstention percentile: 1 in 100 training images would be "cannot assess".
+pub const DEFAULT_OOD_PERCENTILE: f64 = 99.0;
+
+/// Class centroids of the training features and the distance limit at `percentile`.
+pub fn ood_stats(
+    features: &[f32],
+    d: usize,
+    train_idx: &[usize],
+    y_train: &[usize],
+    test_idx: &[usize],
+    k: usize,
+    percentile: f64,
+) -> Result<OodStats, String> {
+    use panderm_edge::abstain::{Centroids, percentile as pct};
+    let rows =
+        |idx: &[usize]| idx.iter().flat_map(|&r| features[r * d..(r + 1) * d].iter().copied()).collect::<Vec<f32>>();
+    let train = rows(train_idx);
+    let centroids = Centroids::from_features(&train, d, y_train, k).map_err(|e| e.to_string())?;
+    let dist = |x: &[f32]| -> Result<Vec<f64>, String> {
+        x.chunks_exact(d).map(|f| centroids.distance(f).map_err(|e| e.to_string())).collect()
+    };
+    let train_d = dist(&train)?;
+    let q = |p: f64| pct(&train_d, p).ok_or_else(|| format!("percentile {p} is outside [0, 100]"));
+    let max_distance = q(percentile)?;
+    let test_d = dist(&rows(test_idx))?;
+    let flagged = test_d.iter().filter(|&&x| x > max_distance).count();
+    Ok(OodStats {
+        metric: OOD_METRIC.into(),
+        centroids: centroids.rows().chunks_exact(d).map(<[f32]>::to_vec).collect(),
+        percentile,
+        max_distance,
+        train_quantiles: [q(50.0)?, q(90.0)?, q(95.0)?, q(99.0)?, q(100.0)?],
+        test_flagged_fraction: if test_d.is_empty() { 0.0 } else { flagged as f64 / test_d.len() as f64 },
+    })
 }
 
 /// What a probe run produced.
@@ -225,7 +264,23 @@ pub fn run_probe(
     probe_report::write_confusion_png(&png, &y_test, &preds, k, &labels).map_err(|e| e.to_string())?;
     files.push(png);
     let task = if ds.task == Task::Binary { "binary" } else { "multiclass" };
-    let head_file = HeadFile::from_head(&head, task, labels, c, provenance, metrics_json);
+    let mut head_file = HeadFile::from_head(&head, task, labels, c, provenance, metrics_json);
+    let ood = ood_stats(
+        &features,
+        d,
+        &train_idx,
+        &y_train,
+        &test_idx,
+        k,
+        opts.ood_percentile.unwrap_or(DEFAULT_OOD_PERCENTILE),
+    )?;
+    eprintln!(
+        "abstention: centroid-distance limit {:.4} (p{} of training); {:.1}% of the test split beyond it",
+        ood.max_distance,
+        ood.percentile,
+        ood.test_flagged_fraction * 100.0
+    );
+    head_file.ood = Some(ood);
     let hp = out_dir.join("head.json");
     head_file.write(&hp)?;
     files.push(hp);

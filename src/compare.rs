@@ -1,0 +1,178 @@
+//! Longitudinal comparison: two captures of the same lesion, before and after.
+//!
+//! Reports the cosine distance between the two backbone features and each head's probability
+//! change, and flags a change beyond the bundle's `[compare]` limits. The flag means "look
+//! again", not "it changed clinically": two photos of an unchanged lesion differ by lighting,
+//! angle and focus too, so the limits must be calibrated on repeat captures (docs/compare.md).
+
+use serde::{Deserialize, Serialize};
+
+use crate::classify::{Classifier, ClassifyReport};
+use crate::error::{Error, ErrorKind, Result};
+
+/// The manifest's `[compare]` limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompareSpec {
+    /// Feature cosine distance (1 − cosine) above which the pair is flagged. Default 0.10.
+    pub max_feature_distance: f64,
+    /// Largest change of any class probability of any head before the pair is flagged.
+    /// Default 0.20.
+    pub max_probability_change: f64,
+}
+
+impl Default for CompareSpec {
+    fn default() -> Self {
+        CompareSpec { max_feature_distance: 0.10, max_probability_change: 0.20 }
+    }
+}
+
+impl CompareSpec {
+    /// Range checks.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if !(0.0..=2.0).contains(&self.max_feature_distance) {
+            return Err(format!("compare.max_feature_distance {} is outside [0, 2]", self.max_feature_distance));
+        }
+        if !(0.0..=1.0).contains(&self.max_probability_change) {
+            return Err(format!("compare.max_probability_change {} is outside [0, 1]", self.max_probability_change));
+        }
+        Ok(())
+    }
+}
+
+/// One head's change between the captures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeadChange {
+    /// Head name.
+    pub head: String,
+    /// `after − before` per class, in label order.
+    pub delta: Vec<f32>,
+    /// Largest absolute class change.
+    pub max_abs_change: f32,
+    /// The label whose probability changed most.
+    pub most_changed: String,
+    /// Binary heads: the decision before and after, when it differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision_changed: Option<(String, String)>,
+}
+
+/// The comparison of two captures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// The earlier image.
+    pub before: String,
+    /// The later image.
+    pub after: String,
+    /// Cosine distance between the two backbone features.
+    pub feature_distance: f64,
+    /// Per-head probability changes.
+    pub heads: Vec<HeadChange>,
+    /// The limits used.
+    pub limits: CompareSpec,
+    /// Whether any limit was exceeded.
+    pub flagged: bool,
+    /// Which limits, in words.
+    pub reasons: Vec<String>,
+}
+
+fn cosine_distance(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let na = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let nb = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    if na == 0.0 || nb == 0.0 { 1.0 } else { 1.0 - dot / (na * nb) }
+}
+
+/// Compares two classified captures with the bundle's limits.
+pub fn compare_reports(
+    before: &ClassifyReport<'_>,
+    after: &ClassifyReport<'_>,
+    limits: &CompareSpec,
+) -> Result<Comparison> {
+    for r in [before, after] {
+        if let Some(c) = &r.cannot_assess
+            && r.feature.is_empty()
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{}: {}; retake it to compare", r.image, c.message),
+            ));
+        }
+    }
+    let feature_distance = cosine_distance(&before.feature, &after.feature);
+    let mut heads = Vec::new();
+    for (b, a) in before.heads.iter().zip(&after.heads) {
+        let delta: Vec<f32> = a.probabilities.iter().zip(&b.probabilities).map(|(x, y)| x - y).collect();
+        let (i, max_abs_change) = delta
+            .iter()
+            .map(|d| d.abs())
+            .enumerate()
+            .fold((0, 0f32), |best, (i, d)| if d > best.1 { (i, d) } else { best });
+        let most_changed = b.labels.get(i).cloned().unwrap_or_else(|| format!("class {i}"));
+        let decision_changed = match (&b.decision, &a.decision) {
+            (Some(x), Some(y)) if x.positive != y.positive => Some((x.label.to_owned(), y.label.to_owned())),
+            _ => None,
+        };
+        heads.push(HeadChange { head: b.name.to_owned(), delta, max_abs_change, most_changed, decision_changed });
+    }
+    let mut reasons = Vec::new();
+    if feature_distance > limits.max_feature_distance {
+        reasons.push(format!(
+            "appearance changed: feature distance {feature_distance:.3} > {:.3}",
+            limits.max_feature_distance
+        ));
+    }
+    for h in &heads {
+        if f64::from(h.max_abs_change) > limits.max_probability_change {
+            reasons.push(format!(
+                "{}: P({}) changed by {:+.1} points (limit {:.1})",
+                h.head,
+                h.most_changed,
+                h.delta.iter().copied().fold(0f32, |m, d| if d.abs() > m.abs() { d } else { m }) * 100.0,
+                limits.max_probability_change * 100.0
+            ));
+        }
+        if let Some((from, to)) = &h.decision_changed {
+            reasons.push(format!("{}: decision changed from {from} to {to}", h.head));
+        }
+    }
+    Ok(Comparison {
+        before: before.image.clone(),
+        after: after.image.clone(),
+        feature_distance,
+        heads,
+        limits: limits.clone(),
+        flagged: !reasons.is_empty(),
+        reasons,
+    })
+}
+
+/// Classifies both images and compares them with the bundle's `[compare]` limits.
+pub fn compare(classifier: &Classifier, before: &std::path::Path, after: &std::path::Path) -> Result<Comparison> {
+    let b = classifier.classify(before, 1)?;
+    let a = classifier.classify(after, 1)?;
+    compare_reports(&b, &a, &classifier.bundle().manifest.compare)
+}
+
+impl Comparison {
+    /// A short human-readable summary.
+    pub fn human(&self) -> String {
+        let mut s = format!("{} -> {}\n  feature distance {:.4}\n", self.before, self.after, self.feature_distance);
+        for h in &self.heads {
+            s.push_str(&format!(
+                "  {}: largest change {:+.1} points ({})\n",
+                h.head,
+                h.delta.iter().copied().fold(0f32, |m, d| if d.abs() > m.abs() { d } else { m }) * 100.0,
+                h.most_changed
+            ));
+        }
+        if self.flagged {
+            s.push_str("  FLAGGED for review:\n");
+            for r in &self.reasons {
+                s.push_str(&format!("    - {r}\n"));
+            }
+        } else {
+            s.push_str("  no change beyond the bundle's limits\n");
+        }
+        s
+    }
+}

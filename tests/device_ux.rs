@@ -1,0 +1,177 @@
+//! The device experience through `panderm`: the quality gate's "cannot assess", abstention, the
+//! result screen, the audit log and `compare`.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use panderm_edge::abstain::Centroids;
+use panderm_edge::bundle::sha256_file;
+
+fn photo() -> String {
+    image("clinical_forearm_iphone14.jpg").to_string_lossy().into_owned()
+}
+
+fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+}
+
+/// The photo darkened to 5%: the gate must stop it before the model.
+fn dark_photo(dir: &Path) -> String {
+    let mut img = image::open(image("clinical_forearm_iphone14.jpg")).expect("photo").to_rgb8();
+    for p in img.pixels_mut() {
+        p.0 = p.0.map(|v| v / 20);
+    }
+    let path = dir.join("dark.png");
+    img.save(&path).expect("save");
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn quality_gate_says_cannot_assess_and_skips_the_model() {
+    let dir = temp_dir("ux-gate");
+    let dark = dark_photo(&dir);
+    let demo = demo();
+    let reports = json_lines(&panderm(&["classify", "--bundle", &demo.to_string_lossy(), "--json", &photo(), &dark]));
+    let (good, bad) = (&reports[0], &reports[1]);
+    assert!(good.get("cannot_assess").is_none(), "{good}");
+    assert_eq!(good["heads"].as_array().expect("heads").len(), 2);
+    assert_eq!(bad["cannot_assess"]["reason"], "quality");
+    // Darkening to 5% also flattens the texture the sharpness check measures.
+    let codes = bad["cannot_assess"]["codes"].as_array().expect("codes");
+    assert!(codes.contains(&serde_json::json!("underexposed")), "{codes:?}");
+    assert!(bad["cannot_assess"]["message"].as_str().expect("message").starts_with("cannot assess"));
+    assert!(bad["heads"].as_array().expect("heads").is_empty(), "the model must not run");
+    assert_eq!(bad["timings"]["backbone_ms"], 0.0);
+    // --no-quality-gate runs the model and still reports the failed check.
+    let forced =
+        json_lines(&panderm(&["classify", "--bundle", &demo.to_string_lossy(), "--json", "--no-quality-gate", &dark]));
+    assert!(forced[0].get("cannot_assess").is_none());
+    assert_eq!(forced[0]["heads"].as_array().expect("heads").len(), 2);
+    // Same image hash as the file's.
+    assert_eq!(good["image_sha256"], sha256_file(Path::new(&photo())).expect("sha"));
+}
+
+/// Adds an `[abstention]` rule to a bundle copy, with centroids and limit chosen by the test.
+fn with_abstention(bundle: &Path, centroids: &Centroids, max_distance: f64, floor: Option<f64>) {
+    std::fs::create_dir_all(bundle.join("abstention")).expect("mkdir");
+    let file = bundle.join("abstention/centroids.npy");
+    centroids.write(&file).expect("write centroids");
+    let sha = sha256_file(&file).expect("sha");
+    let floor = floor.map(|f| format!("min_top_probability = {f}\n")).unwrap_or_default();
+    edit_manifest(bundle, |m| {
+        format!(
+            "{m}\n[abstention]\ncentroids_file = \"abstention/centroids.npy\"\ncentroids_sha256 = \"{sha}\"\n\
+             source_head = \"lesion_colour\"\npercentile = 99.0\nmax_distance = {max_distance}\n{floor}"
+        )
+    });
+}
+
+#[test]
+fn abstention_rules_turn_confident_answers_into_cannot_assess() {
+    // A centroid pointing the opposite way from the photo's feature: distance ~2.
+    let demo = demo();
+    let first = json_lines(&panderm(&["classify", "--bundle", &demo.to_string_lossy(), "--json", &photo()]));
+    assert!(first[0].get("ood_distance").is_none(), "the shipped demo has no rule yet");
+    let feature = {
+        let out = panderm(&["run", "--model", &demo.join("backbone.onnx").to_string_lossy(), "--json", &photo()]);
+        let v = &json_lines(&out)[0];
+        v["outputs"]["features"]
+            .as_array()
+            .expect("features")
+            .iter()
+            .map(|x| x.as_f64().expect("f") as f32)
+            .collect::<Vec<f32>>()
+    };
+    let near = Centroids::from_features(&feature, feature.len(), &[0], 1).expect("centroid");
+    let far = Centroids::from_features(&feature.iter().map(|x| -x).collect::<Vec<_>>(), feature.len(), &[0], 1)
+        .expect("centroid");
+    // (centroids, max_distance, probability floor, expected reason or None)
+    let cases: [(&Centroids, f64, Option<f64>, Option<&str>); 4] = [
+        (&near, 0.05, None, None),
+        (&far, 0.05, None, Some("out-of-distribution")),
+        (&near, 0.05, Some(0.99), Some("low-confidence")),
+        (&near, 0.05, Some(0.01), None),
+    ];
+    for (i, (c, max, floor, want)) in cases.into_iter().enumerate() {
+        let bundle = copy_bundle(&format!("ux-abstain-{i}"));
+        with_abstention(&bundle, c, max, floor);
+        let r = &json_lines(&panderm(&["classify", "--bundle", &bundle.to_string_lossy(), "--json", &photo()]))[0];
+        let d = r["ood_distance"].as_f64().expect("distance");
+        assert!(if std::ptr::eq(c, &far) { d > 1.9 } else { d < 1e-5 }, "case {i}: distance {d}");
+        assert_eq!(r["cannot_assess"]["reason"].as_str(), want, "case {i}: {r}");
+        assert_eq!(r["heads"].as_array().expect("heads").len(), 2, "model outputs are still reported");
+    }
+    // A tampered centroids file is refused before anything runs.
+    let bundle = copy_bundle("ux-abstain-tamper");
+    with_abstention(&bundle, &near, 0.05, None);
+    far.write(&bundle.join("abstention/centroids.npy")).expect("overwrite");
+    let out = panderm(&["classify", "--bundle", &bundle.to_string_lossy(), &photo()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("centroids.npy: SHA-256 mismatch"));
+}
+
+#[test]
+fn screen_png_uses_the_board_display_and_audit_log_verifies() {
+    let dir = temp_dir("ux-screen");
+    let png = dir.join("screen.png");
+    let log = dir.join("logs/audit.jsonl");
+    let demo = demo();
+    for (board, size) in [("rpi4", (480, 320)), ("imx8mp", (480, 800)), ("armv7-a7", (320, 240))] {
+        let out = panderm(&[
+            "classify",
+            "--bundle",
+            &demo.to_string_lossy(),
+            "--board",
+            board,
+            "--screen",
+            &png.to_string_lossy(),
+            "--audit-log",
+            &log.to_string_lossy(),
+            &photo(),
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let img = image::open(&png).expect("screen PNG").to_rgb8();
+        assert_eq!(img.dimensions(), size, "{board}");
+    }
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .expect("log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[2]["board"], "armv7-a7");
+    assert_eq!(lines[0]["bundle"]["name"], "panderm-demo");
+    assert_eq!(lines[0]["image_sha256"], sha256_file(Path::new(&photo())).expect("sha"));
+    let verify = panderm(&["log", "verify", &log.to_string_lossy()]);
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    // More than one image with --screen is refused.
+    let out = panderm(&["classify", "--bundle", &demo.to_string_lossy(), "--screen", "x.png", &photo(), &photo()]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("exactly one image"));
+}
+
+#[test]
+fn compare_flags_changes_beyond_the_bundle_limits() {
+    let demo = demo();
+    let sample = demo.join("sample.png").to_string_lossy().into_owned();
+    let same = panderm(&["compare", "--bundle", &demo.to_string_lossy(), "--json", &photo(), &photo()]);
+    assert_eq!(same.status.code(), Some(0), "{}", String::from_utf8_lossy(&same.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&same.stdout).expect("JSON");
+    assert!(v["feature_distance"].as_f64().expect("d").abs() < 1e-6);
+    assert_eq!(v["flagged"], false);
+    // Tighten the limits: the photo vs the synthetic sample must now be flagged (exit 3).
+    let bundle = copy_bundle("ux-compare");
+    edit_manifest(&bundle, |m| format!("{m}\n[compare]\nmax_feature_distance = 0.0\nmax_probability_change = 0.001\n"));
+    let out = panderm(&["compare", "--bundle", &bundle.to_string_lossy(), "--json", &photo(), &sample]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["flagged"], true);
+    assert!(v["reasons"].as_array().expect("reasons").len() >= 2, "{v}");
+    // Impossible limits are refused when the bundle is read.
+    edit_manifest(&bundle, |m| m.replace("max_probability_change = 0.001", "max_probability_change = 2.0"));
+    let out = panderm(&["compare", "--bundle", &bundle.to_string_lossy(), &photo(), &sample]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_probability_change"));
+}
