@@ -5,8 +5,12 @@
 #   scripts/make-demo-bundle.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p panderm-tools -p panderm-edge
-T=${CARGO_TARGET_DIR:-target}/release
+# PROFILE=dev reuses the test build (same numerics: the dependencies are optimized in both).
+PROFILE=${PROFILE:-release}
+cargo build --profile "$PROFILE" -p panderm-tools -p panderm-edge
+DIR=$PROFILE
+[ "$PROFILE" = dev ] && DIR=debug
+T=${CARGO_TARGET_DIR:-target}/$DIR
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 $T/panderm-tools synth --embed-dim 128 --depth 2 --layout lp --seed 2026 -o "$WORK/backbone.pth"

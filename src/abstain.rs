@@ -150,7 +150,7 @@ impl Centroids {
 
     /// Wraps `[K, dim]` unit-norm rows (as stored in a bundle).
     pub fn from_rows(rows: Vec<f32>, dim: usize) -> Result<Centroids> {
-        if dim == 0 || rows.is_empty() || rows.len() % dim != 0 {
+        if dim == 0 || rows.is_empty() || !rows.len().is_multiple_of(dim) {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 format!("{} values are not rows of width {dim}", rows.len()),

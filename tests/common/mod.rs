@@ -126,3 +126,20 @@ pub fn edit_manifest(dir: &Path, f: impl FnOnce(String) -> String) {
     let text = std::fs::read_to_string(&p).expect("manifest");
     std::fs::write(&p, f(text)).expect("write manifest");
 }
+
+/// Replaces (or adds) the top-level `[name]` table of a manifest's text with `body` lines.
+pub fn set_table(manifest: &str, name: &str, body: &str) -> String {
+    let header = format!("[{name}]");
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in manifest.lines() {
+        if line.trim_start().starts_with('[') {
+            skipping = line.trim() == header;
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    format!("{}\n{header}\n{body}\n", out.trim_end())
+}
