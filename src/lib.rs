@@ -20,6 +20,7 @@
 pub mod abstain;
 pub mod audit_log;
 pub mod batch;
+pub mod bench;
 pub mod board;
 pub mod bundle;
 pub mod classify;

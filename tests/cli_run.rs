@@ -150,3 +150,27 @@ fn crc32(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[test]
+fn bench_reports_latency_and_memory_and_refuses_bad_input() {
+    let out = panderm(&["bench", "--model", &lp_model(), "--runs", "3", "--threads", "2", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["threads"], 2);
+    assert_eq!(v["runs"], 3);
+    for k in ["load_s", "first_run_ms", "median_ms", "p90_ms", "min_ms", "images_per_s"] {
+        assert!(v[k].as_f64().is_some_and(|x| x > 0.0), "{k}: {v}");
+    }
+    assert!(v["min_ms"].as_f64() <= v["median_ms"].as_f64() && v["median_ms"].as_f64() <= v["p90_ms"].as_f64());
+    if cfg!(target_os = "linux") {
+        assert!(v["peak_rss_mib"].as_f64().is_some_and(|m| m > 1.0), "{v}");
+    }
+    let head = root().join("models/demo/heads/lesion_colour.onnx");
+    for (args, needle) in [
+        (vec!["bench", "--model", &lp_model(), "--runs", "0"], "at least 1"),
+        (vec!["bench", "--model", &head.to_string_lossy(), "--runs", "1"], "needs an image model"),
+        (vec!["bench", "--model", &lp_model(), "--threads", "0"], "at least 1"),
+    ] {
+        assert_clean_failure(&panderm(&args), needle);
+    }
+}

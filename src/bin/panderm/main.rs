@@ -2,6 +2,7 @@
 //! subcommand lives in its own module and only parses, calls the library and prints.
 
 mod batch_cmd;
+mod bench_cmd;
 mod boards_cmd;
 mod bundle_cmd;
 mod classify_cmd;
@@ -41,6 +42,8 @@ enum Command {
     /// Audit-log tools.
     #[command(subcommand)]
     Log(log_cmd::LogCommand),
+    /// Benchmark a model: load time, first run, median/p90 latency, images/s, peak RSS.
+    Bench(bench_cmd::BenchArgs),
     /// List the built-in board profiles, or show and check one (name or path).
     Boards(boards_cmd::BoardsArgs),
     /// Process a folder of photos into results.csv, results.jsonl and an offline report.html;
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Info(args) => bundle_cmd::info(args),
         Command::Verify(args) => bundle_cmd::verify(args),
         Command::Boards(args) => boards_cmd::boards(args),
+        Command::Bench(args) => bench_cmd::bench_cmd(args),
         Command::Compare(args) => compare_cmd::compare_cmd(args),
         Command::Log(cmd) => log_cmd::log(cmd),
         Command::Batch(args) => batch_cmd::batch(args),

@@ -1,0 +1,134 @@
+//! `panderm bench`: how fast and how large a model is on this machine.
+//!
+//! Measures, in one process: load time (parse + optimize), the first run (caches cold), then
+//! `runs` timed runs of one image-sized input after one warm-up, reporting the median, p90 and
+//! images/s, and the process's peak resident memory. The input is PanDerm's preprocessing of a
+//! real image when one is given, else a fixed pseudo-random tensor (the timing of a dense ViT does
+//! not depend on the pixel values). Compare against ONNX Runtime with `scripts/bench-vs-ort.sh`.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::engine::{Model, ModelOptions};
+use crate::error::{Error, ErrorKind, Result};
+use crate::preprocess::{ImageTensor, PreprocessConfig, preprocess_file};
+
+/// What one benchmark measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BenchReport {
+    /// The model file.
+    pub model: String,
+    /// Its size in bytes.
+    pub file_bytes: u64,
+    /// Inference threads.
+    pub threads: usize,
+    /// Parse + optimize, seconds.
+    pub load_s: f64,
+    /// The first run after loading, milliseconds.
+    pub first_run_ms: f64,
+    /// Timed runs (after one warm-up).
+    pub runs: usize,
+    /// Median latency, milliseconds.
+    pub median_ms: f64,
+    /// 90th-percentile latency, milliseconds.
+    pub p90_ms: f64,
+    /// Fastest run, milliseconds.
+    pub min_ms: f64,
+    /// 1000 / median.
+    pub images_per_s: f64,
+    /// Peak resident memory of the process so far (VmHWM), MiB; `None` where /proc is absent.
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// Peak resident set size of this process in MiB, from `/proc/self/status` (Linux).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// A deterministic input of the model's sample shape (an LCG in [-2, 2), like normalized pixels).
+fn synthetic_input(shape: &[usize]) -> Result<ImageTensor> {
+    let [c, h, w] = shape else {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("bench needs an image model, this one takes {shape:?}"),
+        ));
+    };
+    let mut state = 0x2545_f491_u32;
+    let data = (0..c * h * w)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0
+        })
+        .collect();
+    Ok(ImageTensor { data, height: *h, width: *w })
+}
+
+fn percentile_ms(sorted: &[f64], p: f64) -> f64 {
+    crate::abstain::percentile(sorted, p).unwrap_or(f64::NAN)
+}
+
+/// Loads `model` and times it. `threads` must already be applied with
+/// [`crate::engine::set_threads`]; it is recorded in the report.
+pub fn bench(model: &Path, image: Option<&Path>, runs: usize, threads: usize) -> Result<BenchReport> {
+    if runs == 0 {
+        return Err(Error::new(ErrorKind::InvalidInput, "--runs must be at least 1"));
+    }
+    let file_bytes = std::fs::metadata(model).map_err(|e| Error::io(model, e))?.len();
+    let t = Instant::now();
+    let m = Model::load_with(model, &ModelOptions::default())?;
+    let load_s = t.elapsed().as_secs_f64();
+    let input = match image {
+        Some(p) => preprocess_file(p, &PreprocessConfig::default())?,
+        None => synthetic_input(m.sample_shape())?,
+    };
+    let t = Instant::now();
+    m.run(&[&input])?;
+    let first_run_ms = t.elapsed().as_secs_f64() * 1e3;
+    m.run(&[&input])?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        m.run(&[&input])?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let median_ms = percentile_ms(&times, 50.0);
+    Ok(BenchReport {
+        model: model.to_string_lossy().into_owned(),
+        file_bytes,
+        threads,
+        load_s,
+        first_run_ms,
+        runs,
+        median_ms,
+        p90_ms: percentile_ms(&times, 90.0),
+        min_ms: times[0],
+        images_per_s: 1e3 / median_ms,
+        peak_rss_mib: peak_rss_mib(),
+    })
+}
+
+impl BenchReport {
+    /// A short human-readable summary.
+    pub fn human(&self) -> String {
+        format!(
+            "{}: {:.1} MB, {} thread(s)\n  load {:.2} s, first run {:.1} ms\n  {} runs: median {:.1} ms, p90 {:.1} ms, min {:.1} ms, {:.2} images/s\n  peak RSS {}\n",
+            self.model,
+            self.file_bytes as f64 / 1e6,
+            self.threads,
+            self.load_s,
+            self.first_run_ms,
+            self.runs,
+            self.median_ms,
+            self.p90_ms,
+            self.min_ms,
+            self.images_per_s,
+            self.peak_rss_mib.map_or("n/a".to_owned(), |m| format!("{m:.0} MiB"))
+        )
+    }
+}
