@@ -38,5 +38,5 @@ export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 echo "arm-test: $target under $qemu (QEMU_CPU=${QEMU_CPU:-default}, TRACT_CPU_ARM32_NEON=${TRACT_CPU_ARM32_NEON:-unset})"
 start=$(date +%s)
-cargo test -p panderm-edge --target "$target" "$@"
+cargo test --no-fail-fast -p panderm-edge --target "$target" "$@"
 echo "arm-test: $target passed in $(($(date +%s) - start)) s"

@@ -205,7 +205,7 @@ impl AuditLog {
     /// Shifts the rotated files, renames the current file to `.1`, starts a new one.
     fn rotate(&self, state: &mut State) -> Result<()> {
         let mut rotated = rotated_files(&self.path)?;
-        rotated.sort_by(|a, b| b.0.cmp(&a.0)); // highest first, so renames never collide
+        rotated.sort_by_key(|r| std::cmp::Reverse(r.0)); // highest first, so renames never collide
         for (n, p) in &rotated {
             if *n >= self.config.keep {
                 std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
@@ -580,7 +580,8 @@ pub struct VerifyReport {
     /// Invalid lines anywhere else (an error): bad checksum, broken JSON, unexplained
     /// truncation.
     pub corrupt: Vec<LineIssue>,
-    /// Sequence numbers that do not increase by exactly 1 (an error).
+    /// Sequence numbers that do not increase by exactly 1 (an error). After `k` corrupt
+    /// lines, the next valid line may be up to `k` further on (the corrupt lines held them).
     pub gaps: Vec<SeqGap>,
     /// `seq` of the first valid line.
     pub first_seq: Option<u64>,
@@ -647,7 +648,7 @@ impl VerifyReport {
 /// read (no log and no rotated file); findings are in the report.
 pub fn verify(path: &Path) -> Result<VerifyReport> {
     let mut rotated = rotated_files(path)?;
-    rotated.sort_by(|a, b| b.0.cmp(&a.0));
+    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
     let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
     if path.exists() || files.is_empty() {
         files.push(path.to_path_buf());
@@ -666,6 +667,8 @@ pub fn verify(path: &Path) -> Result<VerifyReport> {
         last_time: None,
     };
     let last_file = files.len() - 1;
+    // Corrupt lines since the last valid one (their `seq` is unknown).
+    let mut unreadable = 0u64;
     for (fi, file) in files.iter().enumerate() {
         let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
         let lines = split_lines(&bytes);
@@ -684,15 +687,18 @@ pub fn verify(path: &Path) -> Result<VerifyReport> {
                             report.torn.push(issue(p, "truncated line, acknowledged by the next line"));
                         } else {
                             report.corrupt.push(issue(p, "truncated line in the middle of the log"));
+                            unreadable += 1;
                         }
                     }
                     pending.clear();
                     report.valid += 1;
+                    // Each corrupt line since the previous valid one may have held a number.
                     if let Some(prev) = report.last_seq
-                        && *seq != prev + 1
+                        && !(prev + 1..=prev + 1 + unreadable).contains(seq)
                     {
                         report.gaps.push(SeqGap { file: file.clone(), line: i + 1, expected: prev + 1, found: *seq });
                     }
+                    unreadable = 0;
                     report.first_seq.get_or_insert(*seq);
                     report.first_time.get_or_insert_with(|| time.clone());
                     report.last_seq = Some(*seq);
@@ -704,9 +710,11 @@ pub fn verify(path: &Path) -> Result<VerifyReport> {
                 LineStatus::Corrupt(reason) => {
                     for &p in &pending {
                         report.corrupt.push(issue(p, "truncated line in the middle of the log"));
+                        unreadable += 1;
                     }
                     pending.clear();
                     report.corrupt.push(issue(i, reason));
+                    unreadable += 1;
                 }
             }
         }

@@ -17,7 +17,7 @@ fn record(i: usize) -> serde_json::Value {
         "image_sha256": format!("{i:064x}"),
         "bundle": {"name": "panderm-demo", "version": "0.1.0", "digest": "ab12"},
         "board": "rpi5",
-        "quality_flags": if i % 3 == 0 { json!(["out-of-focus"]) } else { json!([]) },
+        "quality_flags": if i.is_multiple_of(3) { json!(["out-of-focus"]) } else { json!([]) },
         "outputs": {"malignancy": {"score": 0.125, "label": "benign"}},
         "timings_ms": {"decode": 12.5, "inference": 401.25},
     })

@@ -395,7 +395,9 @@ fn head_probs(h: &EvalHead, feature: &[f32]) -> Result<Vec<f32>, QuantizeError> 
         None => Ok(softmax(feature)),
         Some(m) => {
             let mut out = m.run_samples(&[feature]).map_err(|e| QuantizeError::Runtime(e.to_string()))?;
-            Ok(std::mem::take(&mut out[0][0].values))
+            out.first_mut().and_then(|o| o.first_mut()).map(|o| std::mem::take(&mut o.values)).ok_or_else(|| {
+                QuantizeError::Runtime(format!("{}: head `{}` produced no output", m.path().display(), h.name))
+            })
         }
     }
 }
