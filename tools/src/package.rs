@@ -119,6 +119,8 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
     })?;
     let variant = meta(&model, "panderm.variant").unwrap_or_default();
     let source_sha256 = meta(&model, "panderm.source_sha256").unwrap_or_default();
+    // `panderm-tools quantize` records its scheme; everything else is the converter's fp32.
+    let precision = if meta(&model, "panderm.quantization").is_some() { Precision::Int8 } else { Precision::Fp32 };
     let parse_usize = |k: &str| meta(&model, k).and_then(|v| v.parse::<usize>().ok());
     let kind = match kind.as_str() {
         "features" => BackboneKind::Features,
@@ -165,7 +167,7 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
         },
         dim,
         variant,
-        precision: Precision::Fp32,
+        precision,
         source_sha256,
         task_name: None,
         task: None,

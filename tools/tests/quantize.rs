@@ -396,3 +396,34 @@ fn full_size_int8_report() {
         }
     }
 }
+
+#[test]
+fn an_int8_backbone_bundles_as_int8_and_classifies() {
+    let dir = temp_dir("quant-bundle");
+    // The demo backbone quantized, packaged with the demo's heads (their probe outputs are not
+    // shipped, so only the backbone is bundled here: `bundle` takes no heads for that check).
+    let int8 = dir.join("demo.int8.onnx");
+    quantize_file(&root().join("models/demo/backbone.onnx"), &int8, &quick(Scheme::StaticU8)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_panderm-tools"))
+        .args(["bundle", "--backbone"])
+        .arg(&int8)
+        .args(["--name", "int8-check", "--demo", "-o"])
+        .arg(dir.join("bundle"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let manifest = std::fs::read_to_string(dir.join("bundle/manifest.toml")).unwrap();
+    assert!(manifest.contains("precision = \"int8\""), "{manifest}");
+    // A board set up for fp32 warns; one set up for int8 does not.
+    let photo = root().join("tests/fixtures/images/clinical_forearm_iphone14.jpg");
+    for (board, warns) in [("rk3588", true), ("rpi4", false)] {
+        let o = Command::new(panderm_bin())
+            .args(["classify", "--board", board, "--bundle"])
+            .arg(dir.join("bundle"))
+            .arg(&photo)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8_lossy(&o.stderr).contains("this bundle's is int8"), warns, "{board}");
+    }
+}
