@@ -134,6 +134,25 @@ pub struct BackboneSpec {
     pub threshold: Option<f64>,
 }
 
+/// What a head's output is used for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeadRole {
+    /// A clinical task: reported, shown on the screen, logged.
+    #[default]
+    Task,
+    /// The quality gate's learned not-skin check: a binary head whose class 1 is "skin"; below
+    /// its threshold the image is "cannot assess (not-skin)". It replaces the colour heuristic.
+    SkinCheck,
+}
+
+impl HeadRole {
+    /// Whether this is the default role (kept out of written manifests).
+    pub fn is_task(&self) -> bool {
+        *self == HeadRole::Task
+    }
+}
+
 /// `[[heads]]`: one task head on the backbone's features.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -153,6 +172,9 @@ pub struct HeadSpec {
     /// Binary: operating threshold on P(class 1).
     #[serde(default)]
     pub threshold: Option<f64>,
+    /// What the head is for (absent: a clinical task).
+    #[serde(default, skip_serializing_if = "HeadRole::is_task")]
+    pub role: HeadRole,
     /// Training provenance (features digest, CSV digest, recipe).
     #[serde(default)]
     pub provenance: Option<toml::Table>,
@@ -265,6 +287,15 @@ impl Manifest {
                 ));
             }
             check_task(dir, &what, h.task, h.labels.len(), h.threshold)?;
+            if h.role == HeadRole::SkinCheck && h.task != Task::Binary {
+                return Err(invalid(
+                    dir,
+                    format!("{what}: role = \"skin-check\" needs a binary head (class 1 = skin)"),
+                ));
+            }
+        }
+        if self.heads.iter().filter(|h| h.role == HeadRole::SkinCheck).count() > 1 {
+            return Err(invalid(dir, "at most one head can have role = \"skin-check\""));
         }
         self.quality.validate().map_err(|e| invalid(dir, e.message()))?;
         self.compare.validate().map_err(|e| invalid(dir, e))?;

@@ -7,11 +7,11 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::abstain::{Abstention, Centroids};
-use crate::bundle::{BackboneKind, Bundle, Task};
+use crate::bundle::{BackboneKind, Bundle, HeadRole, Task};
 use crate::engine::Model;
 use crate::error::{Error, ErrorKind, Result};
 use crate::preprocess::{PreprocessConfig, decode_bytes, preprocess_rgb};
-use crate::quality::{QualityReport, QualityThresholds, assess};
+use crate::quality::{CheckResult, NOT_SKIN, QualityReport, QualityThresholds, assess};
 use crate::run_report::softmax;
 
 /// Largest top-k a report holds (fixed capacity, no allocation per head).
@@ -159,6 +159,7 @@ struct LoadedHead {
     task: Task,
     labels: Vec<String>,
     threshold: Option<f64>,
+    role: HeadRole,
 }
 
 /// A bundle loaded for classification.
@@ -199,6 +200,7 @@ impl Classifier {
                 task: m.backbone.task.unwrap_or(Task::Multiclass),
                 labels: m.backbone.labels.clone().unwrap_or_default(),
                 threshold: m.backbone.threshold,
+                role: HeadRole::Task,
             }),
             BackboneKind::Features => {
                 for h in &m.heads {
@@ -220,6 +222,7 @@ impl Classifier {
                         task: h.task,
                         labels: h.labels.clone(),
                         threshold: h.threshold,
+                        role: h.role,
                     });
                 }
             }
@@ -276,10 +279,15 @@ impl Classifier {
         drop(bytes);
         let decode_ms = ms(t0);
         let m = &self.bundle.manifest.bundle;
-        let quality = assess(&rgb, &self.quality);
+        let mut quality = assess(&rgb, &self.quality);
         let quality_ms = quality.total_ms;
-        if self.quality_blocks && !quality.is_ok() {
-            let codes = quality.flags().into_iter().map(str::to_owned).collect();
+        // With a learned skin head, the colour heuristic's not-skin verdict is provisional: the
+        // head (which needs the backbone's feature) decides it below.
+        let has_skin_head = self.heads.iter().any(|h| h.role == HeadRole::SkinCheck);
+        let blocking: Vec<String> =
+            quality.flags().into_iter().filter(|c| !(has_skin_head && *c == NOT_SKIN)).map(str::to_owned).collect();
+        if self.quality_blocks && !blocking.is_empty() {
+            let codes = blocking;
             return Ok(ClassifyReport {
                 image: image.to_string_lossy().into_owned(),
                 bundle: &self.bundle_id,
@@ -303,15 +311,36 @@ impl Classifier {
         let backbone_ms = ms(t2);
         let t3 = Instant::now();
         let mut heads = Vec::with_capacity(self.heads.len());
+        let mut skin_failed = false;
         for h in &self.heads {
+            let th = Instant::now();
             let probs = match &h.model {
                 None => softmax(&feature),
                 Some(model) => model.run_samples(&[&feature])?.remove(0).remove(0).values,
             };
+            if h.role == HeadRole::SkinCheck {
+                // The learned not-skin check replaces the colour heuristic's verdict.
+                let p = f64::from(probs.get(1).copied().unwrap_or(0.0));
+                let threshold = h.threshold.unwrap_or(0.5);
+                skin_failed = p < threshold;
+                quality.override_check(CheckResult {
+                    code: NOT_SKIN,
+                    passed: !skin_failed,
+                    value: p,
+                    threshold,
+                    ms: ms(th),
+                });
+                continue;
+            }
             heads.push(self.head_result(h, probs, k));
         }
         let heads_ms = ms(t3);
-        let (ood_distance, cannot_assess) = self.abstention(&feature, &heads)?;
+        let (ood_distance, mut cannot_assess) = self.abstention(&feature, &heads)?;
+        if skin_failed && self.quality_blocks {
+            // Same as the pre-backbone gate: no clinical answer for an image that is not skin.
+            cannot_assess = Some(Abstention::Quality { codes: vec![NOT_SKIN.to_owned()] }.into());
+            heads.clear();
+        }
         Ok(ClassifyReport {
             image: image.to_string_lossy().into_owned(),
             bundle: &self.bundle_id,

@@ -180,3 +180,56 @@ fn compare_flags_changes_beyond_the_bundle_limits() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_probability_change"));
 }
+
+#[test]
+fn a_skin_check_head_replaces_the_colour_heuristic() {
+    // The demo's binary head stands in for a learned skin detector: P(class 1) = 0.547 on the photo.
+    let photo = photo();
+    // (threshold, expected cannot-assess)
+    for (threshold, refused) in [(0.5, false), (0.9, true)] {
+        let bundle = copy_bundle(&format!("ux-skin-{refused}"));
+        edit_manifest(&bundle, |m| {
+            m.replacen("threshold = 0.5\n", &format!("threshold = {threshold}\nrole = \"skin-check\"\n"), 1)
+        });
+        let r = &json_lines(&panderm(&["classify", "--bundle", &bundle.to_string_lossy(), "--json", &photo]))[0];
+        let names: Vec<&str> =
+            r["heads"].as_array().expect("heads").iter().map(|h| h["name"].as_str().expect("name")).collect();
+        // The skin check is not a clinical result; a refused image gets no clinical result at all.
+        let expected: &[&str] = if refused { &[] } else { &["lesion_colour"] };
+        assert_eq!(names, expected, "{r}");
+        let check =
+            r["quality"]["checks"].as_array().expect("checks").iter().find(|c| c["code"] == "not-skin").cloned();
+        let check = check.expect("not-skin check");
+        assert!((check["value"].as_f64().expect("p") - 0.5466).abs() < 1e-3, "{check}");
+        assert_eq!(check["passed"], !refused);
+        assert_eq!(r["cannot_assess"]["reason"].as_str() == Some("quality"), refused, "{r}");
+    }
+    // A sharp, well-exposed photo with its colours rotated (blue "skin"): the colour heuristic
+    // refuses it before the model; a skin head that accepts it (threshold 0) overrides that.
+    let dir = temp_dir("ux-skin-blue");
+    let mut blue = image::open(&photo).expect("photo").to_rgb8();
+    for p in blue.pixels_mut() {
+        p.0 = [p.0[2], p.0[1], p.0[0]];
+    }
+    let blue_path = dir.join("blue.png");
+    blue.save(&blue_path).expect("save");
+    let blue_path = blue_path.to_string_lossy().into_owned();
+    let r = &json_lines(&panderm(&["classify", "--bundle", &demo().to_string_lossy(), "--json", &blue_path]))[0];
+    assert_eq!(r["cannot_assess"]["codes"], serde_json::json!(["not-skin"]), "colour heuristic: {r}");
+    let bundle = copy_bundle("ux-skin-accepts");
+    edit_manifest(&bundle, |m| m.replacen("threshold = 0.5\n", "threshold = 0.0\nrole = \"skin-check\"\n", 1));
+    let r = &json_lines(&panderm(&["classify", "--bundle", &bundle.to_string_lossy(), "--json", &blue_path]))[0];
+    assert_ne!(r["cannot_assess"]["reason"], "quality", "the skin head decides: {r}");
+    assert_eq!(r["heads"].as_array().expect("heads").len(), 1, "{r}");
+    // A multiclass head cannot be the skin check.
+    let bundle = copy_bundle("ux-skin-bad");
+    edit_manifest(&bundle, |m| {
+        m.replace(
+            "input_dim = 128\n\n[heads.provenance]",
+            "input_dim = 128\nrole = \"skin-check\"\n\n[heads.provenance]",
+        )
+    });
+    let out = panderm(&["classify", "--bundle", &bundle.to_string_lossy(), &photo]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("skin-check"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -52,6 +52,18 @@ pub fn decode_bytes(bytes: &[u8], apply_exif_orientation: bool, limits: DecodeLi
     if reader.format() == Some(image::ImageFormat::Jpeg) {
         return decode_jpeg_strict(bytes, apply_exif_orientation, limits);
     }
+    // The header's dimensions first, read without an allocation cap (nothing is decoded): on
+    // 32-bit targets some decoders refuse a huge header with a bare "memory limit exceeded"
+    // under the cap, before the dimensions could be named.
+    if let Some(format) = reader.format() {
+        let mut header = ImageReader::with_format(Cursor::new(bytes), format);
+        header.no_limits();
+        if let Ok((w, h)) = header.into_dimensions()
+            && (w > limits.max_side || h > limits.max_side)
+        {
+            return Err(too_large(w, h, limits));
+        }
+    }
     decode_reader(reader, apply_exif_orientation, limits)
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use panderm_edge::abstain::{AbstentionSpec, Centroids};
 use panderm_edge::board::Precision;
 use panderm_edge::bundle::{
-    BackboneKind, BackboneSpec, BundleInfo, HeadSpec, MANIFEST, Manifest, PreprocessSpec, Task, sha256_file,
+    BackboneKind, BackboneSpec, BundleInfo, HeadRole, HeadSpec, MANIFEST, Manifest, PreprocessSpec, Task, sha256_file,
 };
 
 use crate::head_export::head_to_onnx;
@@ -58,6 +58,8 @@ pub struct BundleRequest {
     pub demo: bool,
     /// The abstention rule to write.
     pub abstention: AbstentionRequest,
+    /// The head (binary, class 1 = skin) that serves as the quality gate's learned not-skin check.
+    pub skin_head: Option<String>,
 }
 
 /// How the bundle's `[abstention]` table is made.
@@ -192,6 +194,7 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
         std::fs::write(&path, encode(&head_to_onnx(hf, &h.name))).map_err(|e| format!("{}: {e}", path.display()))?;
         let task = if hf.task == "binary" { Task::Binary } else { Task::Multiclass };
         heads.push(HeadSpec {
+            role: if req.skin_head.as_deref() == Some(h.name.as_str()) { HeadRole::SkinCheck } else { HeadRole::Task },
             name: h.name.clone(),
             sha256: sha256_file(&path).map_err(|e| e.to_string())?,
             file,
@@ -202,6 +205,11 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
             provenance: to_toml_table(&hf.provenance),
             metrics: to_toml_table(&hf.metrics),
         });
+    }
+    if let Some(name) = &req.skin_head
+        && !req.heads.iter().any(|h| &h.name == name)
+    {
+        return Err(format!("--skin-head `{name}` is not one of the bundle's heads"));
     }
     let abstention = abstention_spec(req, &head_files, out_dir)?;
     let manifest = Manifest {

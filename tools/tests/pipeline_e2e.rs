@@ -86,6 +86,19 @@ fn synth_to_classify() {
     assert!(manifest.contains("[abstention]") && manifest.contains("source_head = \"colour\""), "{manifest}");
     assert!(dir.join("bundle/abstention/centroids.npy").exists());
 
+    // --skin-head must name one of the bundle's heads, and a binary one (class 1 = skin).
+    for (skin, needle) in [("nope", "`nope` is not one of the bundle's heads"), ("colour", "needs a binary head")] {
+        let out = p(&format!("bundle-skin-{skin}"));
+        let o = Command::new(env!("CARGO_BIN_EXE_panderm-tools"))
+            .args(["bundle", "--backbone", &p("bb.onnx"), "--head", &format!("colour={}", p("probe"))])
+            .args(["--name", "e2e", "--skin-head", skin, "-o", &out])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && stderr.contains(needle), "{stderr}");
+        assert!(!Path::new(&out).join("manifest.toml").exists(), "nothing written");
+    }
+
     let predictions = read_predictions(&dir.join("probe/multiclass.csv"));
     assert!(!predictions.is_empty());
     let images: Vec<String> = predictions.iter().map(|(f, _)| p(&format!("images/{f}"))).collect();

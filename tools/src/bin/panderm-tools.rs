@@ -262,6 +262,10 @@ enum Command {
         /// "Cannot assess" when the primary head's top probability is below this.
         #[arg(long)]
         min_probability: Option<f64>,
+        /// The head (binary, class 1 = skin) used as the quality gate's learned not-skin check
+        /// instead of the colour heuristic; it is not reported as a clinical result.
+        #[arg(long)]
+        skin_head: Option<String>,
         /// Write no abstention rule.
         #[arg(long, conflicts_with_all = ["abstain_head", "min_probability"])]
         no_abstention: bool,
@@ -473,6 +477,7 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
             abstain_head,
             min_probability,
             no_abstention,
+            skin_head,
             output,
         } => {
             let find = |n: &str| thresholds.iter().find(|(k, _)| k == n).map(|(_, t)| *t);
@@ -503,6 +508,7 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
                     head: abstain_head,
                     min_top_probability: min_probability,
                 },
+                skin_head,
             };
             let m = make_bundle(&req, &output)?;
             println!(
