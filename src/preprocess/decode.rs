@@ -46,23 +46,20 @@ pub fn decode_bytes(bytes: &[u8], apply_exif_orientation: bool, limits: DecodeLi
     if bytes.is_empty() {
         return Err(Error::new(ErrorKind::ImageDecode, "empty file, not an image"));
     }
+    // The header's dimensions first, read without decoding anything: an oversized image is
+    // refused naming its size on every target (on 32-bit targets the PNG decoder would refuse a
+    // huge header itself, under the allocation cap, before reporting its dimensions).
+    if let Ok(size) = imagesize::blob_size(bytes) {
+        let (w, h) = (u32::try_from(size.width).unwrap_or(u32::MAX), u32::try_from(size.height).unwrap_or(u32::MAX));
+        if w > limits.max_side || h > limits.max_side {
+            return Err(too_large(w, h, limits));
+        }
+    }
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::new(ErrorKind::ImageDecode, format!("cannot read image: {e}")))?;
     if reader.format() == Some(image::ImageFormat::Jpeg) {
         return decode_jpeg_strict(bytes, apply_exif_orientation, limits);
-    }
-    // The header's dimensions first, read without an allocation cap (nothing is decoded): on
-    // 32-bit targets some decoders refuse a huge header with a bare "memory limit exceeded"
-    // under the cap, before the dimensions could be named.
-    if let Some(format) = reader.format() {
-        let mut header = ImageReader::with_format(Cursor::new(bytes), format);
-        header.no_limits();
-        if let Ok((w, h)) = header.into_dimensions()
-            && (w > limits.max_side || h > limits.max_side)
-        {
-            return Err(too_large(w, h, limits));
-        }
     }
     decode_reader(reader, apply_exif_orientation, limits)
 }
