@@ -1,25 +1,13 @@
 //! A second, independent engine: ONNX Runtime (PyPI `onnxruntime`, driven by
-//! `scripts/ort_run.py`) runs the same ONNX files as tract and must agree to 1e-4.
-//!
-//! `.ci/run` installs onnxruntime and sets `PANDERM_REQUIRE_ORT=1`, so in CI a missing
-//! onnxruntime fails the test; on a developer machine without it the test says so and passes.
+//! `scripts/ort_run.py`, see `tests/common/ort.rs`) runs the same ONNX files as tract and must
+//! agree to 1e-4.
 
 mod common;
 
-use std::process::Command;
-
+use common::ort::ort_run;
 use common::*;
 use panderm_edge::engine::{Model, ModelOptions};
 use panderm_edge::npy;
-
-/// The Python to use: `$PANDERM_PYTHON`, else the repo's `.venv`, else `python3`.
-fn python() -> String {
-    if let Ok(p) = std::env::var("PANDERM_PYTHON") {
-        return p;
-    }
-    let venv = root().join(".venv/bin/python");
-    if venv.exists() { venv.to_string_lossy().into_owned() } else { "python3".into() }
-}
 
 #[test]
 fn tract_and_onnxruntime_agree() {
@@ -29,31 +17,9 @@ fn tract_and_onnxruntime_agree() {
     for (name, _) in IMAGES {
         data.extend(npy::read_f32(&fixture(&format!("pixels_{}.npy", stem(name)))).unwrap().data);
     }
-    let input = dir.join("input.npy");
-    npy::write_f32(&input, &[3, 3, 224, 224], &data).unwrap();
     for (model_name, output) in [("panderm_tiny_lp.onnx", "features"), ("panderm_tiny_ft.onnx", "logits")] {
         let model_path = tiny_model(model_name);
-        let out_dir = dir.join(model_name);
-        let spawned = Command::new(python())
-            .arg(root().join("scripts/ort_run.py"))
-            .args([&model_path, &input, &out_dir])
-            .output();
-        let unavailable = match &spawned {
-            Err(e) => Some(format!("cannot run {}: {e}", python())),
-            Ok(o) if o.status.code() == Some(3) => Some(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
-            Ok(_) => None,
-        };
-        if let Some(why) = unavailable {
-            assert!(
-                std::env::var("PANDERM_REQUIRE_ORT").is_err(),
-                "PANDERM_REQUIRE_ORT is set but onnxruntime is unavailable: {why}"
-            );
-            eprintln!("SKIPPED: onnxruntime not available ({why}); run scripts/setup-python.sh or set PANDERM_PYTHON");
-            return;
-        }
-        let status = spawned.expect("checked above");
-        assert!(status.status.success(), "ort_run.py failed: {}", String::from_utf8_lossy(&status.stderr));
-        let ort = npy::read_f32(&out_dir.join(format!("{output}.npy"))).unwrap();
+        let Some(ort) = ort_run(&model_path, &[3, 3, 224, 224], &data, &dir, output) else { return };
         let model = Model::load_with(&model_path, &ModelOptions { batch_size: 3 }).unwrap();
         let tract = model.run_raw(&data).unwrap();
         assert_eq!(tract[0].shape, ort.shape, "{model_name}: shapes");

@@ -8,9 +8,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::ort::ort_run;
 use common::*;
 use panderm_edge::engine::{Model, ModelOptions};
-use panderm_edge::npy;
 use panderm_edge::preprocess::{ImageTensor, PreprocessConfig, preprocess_file};
 use panderm_tools::onnx_graph::decode;
 use panderm_tools::quantize::{
@@ -186,41 +186,6 @@ fn bundle_and_head_files_report_top1_agreement() {
     assert_eq!(r.calibration.heads[0].head, "lesion_colour");
 }
 
-/// The Python to use: `$PANDERM_PYTHON`, else the repo's `.venv`, else `python3`.
-fn python() -> String {
-    if let Ok(p) = std::env::var("PANDERM_PYTHON") {
-        return p;
-    }
-    let venv = root().join(".venv/bin/python");
-    if venv.exists() { venv.to_string_lossy().into_owned() } else { "python3".into() }
-}
-
-/// Runs `model` in ONNX Runtime on `data` ([n,3,224,224]); `None` (skip) when onnxruntime is
-/// unavailable and `PANDERM_REQUIRE_ORT` is not set.
-fn ort_run(model: &Path, data: &[f32], n: usize, dir: &Path, output: &str) -> Option<Vec<f32>> {
-    let input = dir.join("ort_input.npy");
-    npy::write_f32(&input, &[n, 3, 224, 224], data).unwrap();
-    let out_dir = dir.join(format!("ort_{}", model.file_stem().unwrap().to_string_lossy()));
-    let spawned =
-        Command::new(python()).arg(root().join("scripts/ort_run.py")).args([model, &input, &out_dir]).output();
-    let unavailable = match &spawned {
-        Err(e) => Some(format!("cannot run {}: {e}", python())),
-        Ok(o) if o.status.code() == Some(3) => Some(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
-        Ok(_) => None,
-    };
-    if let Some(why) = unavailable {
-        assert!(
-            std::env::var("PANDERM_REQUIRE_ORT").is_err(),
-            "PANDERM_REQUIRE_ORT is set but onnxruntime is unavailable: {why}"
-        );
-        eprintln!("SKIPPED: onnxruntime not available ({why}); run scripts/setup-python.sh or set PANDERM_PYTHON");
-        return None;
-    }
-    let o = spawned.expect("checked above");
-    assert!(o.status.success(), "ort_run.py {}: {}", model.display(), String::from_utf8_lossy(&o.stderr));
-    Some(npy::read_f32(&out_dir.join(format!("{output}.npy"))).unwrap().data)
-}
-
 #[test]
 fn tract_and_onnxruntime_agree_on_the_int8_file() {
     let dir = temp_dir("quant-ort");
@@ -231,7 +196,8 @@ fn tract_and_onnxruntime_agree_on_the_int8_file() {
     for scheme in [Scheme::StaticU8, Scheme::Dynamic] {
         let out = dir.join(format!("lp.{}.onnx", scheme.metadata_name()));
         quantize_file(&fp32, &out, &quick(scheme)).unwrap();
-        let Some(ort) = ort_run(&out, &data, imgs.len(), &dir, "features") else { return };
+        let Some(ort) = ort_run(&out, &[imgs.len(), 3, 224, 224], &data, &dir, "features") else { return };
+        let ort = ort.data;
         let tract = Model::load_with(&out, &ModelOptions { batch_size: imgs.len() }).unwrap().run_raw(&data).unwrap();
         let tract = &tract[0].values;
         let reference = outputs(&fp32, &imgs);
@@ -387,8 +353,9 @@ fn full_size_int8_report() {
         let data = &imgs[i].data;
         let name = p.file_name().unwrap().to_string_lossy();
         let line = format!("{name}: tract int8 vs fp32 cosine {:.6}", cosine(&a[i], &b[i]));
-        match ort_run(Path::new(&int8), data, 1, &dir, "features") {
+        match ort_run(Path::new(&int8), &[1, 3, 224, 224], data, &dir, "features") {
             Some(o) => {
+                let o = o.data;
                 let diff = o.iter().zip(&b[i]).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
                 eprintln!("{line}; tract vs ORT int8 cosine {:.7}, max abs diff {diff:.2e}", cosine(&o, &b[i]));
             }

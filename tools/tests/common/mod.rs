@@ -3,6 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+/// ONNX Runtime as the reference engine (shared with the runtime crate's tests).
+#[path = "../../../tests/common/ort.rs"]
+pub mod ort;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tools/ lives in the workspace root").to_owned()

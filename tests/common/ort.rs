@@ -1,0 +1,61 @@
+//! ONNX Runtime as a second, independent engine for the tests of both crates: runs an ONNX file
+//! through `scripts/ort_run.py` (PyPI `onnxruntime`). Included by `tests/common/mod.rs` and, by
+//! path, by the tools' `tests/common/mod.rs`.
+//!
+//! `.ci/run` installs onnxruntime and sets `PANDERM_REQUIRE_ORT=1`, so in CI a missing
+//! onnxruntime fails the calling test; on a developer machine without it the test says so and
+//! passes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use panderm_edge::npy::{self, NpyF32};
+
+/// The workspace root (the directory holding `scripts/ort_run.py`), from either crate.
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .find(|d| d.join("scripts/ort_run.py").exists())
+        .expect("scripts/ort_run.py above the crate")
+        .to_owned()
+}
+
+/// The Python to use: `$PANDERM_PYTHON`, else the repo's `.venv`, else `python3`.
+pub fn python() -> String {
+    if let Ok(p) = std::env::var("PANDERM_PYTHON") {
+        return p;
+    }
+    let venv = workspace_root().join(".venv/bin/python");
+    if venv.exists() { venv.to_string_lossy().into_owned() } else { "python3".into() }
+}
+
+/// Runs `model` in ONNX Runtime on `data` (of `shape`, the model's single input) and returns its
+/// output named `output`. `None` means "skip": onnxruntime is unavailable and
+/// `PANDERM_REQUIRE_ORT` is not set. Scratch files go to `dir`.
+pub fn ort_run(model: &Path, shape: &[usize], data: &[f32], dir: &Path, output: &str) -> Option<NpyF32> {
+    let stem = model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let input = dir.join(format!("ort_input_{stem}.npy"));
+    npy::write_f32(&input, shape, data).expect("write ORT input");
+    let out_dir = dir.join(format!("ort_{stem}"));
+    let spawned = Command::new(python())
+        .arg(workspace_root().join("scripts/ort_run.py"))
+        .args([model, &input, &out_dir])
+        .output();
+    let unavailable = match &spawned {
+        Err(e) => Some(format!("cannot run {}: {e}", python())),
+        Ok(o) if o.status.code() == Some(3) => Some(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
+        Ok(_) => None,
+    };
+    if let Some(why) = unavailable {
+        assert!(
+            std::env::var("PANDERM_REQUIRE_ORT").is_err(),
+            "PANDERM_REQUIRE_ORT is set but onnxruntime is unavailable: {why}"
+        );
+        eprintln!("SKIPPED: onnxruntime not available ({why}); run scripts/setup-python.sh or set PANDERM_PYTHON");
+        return None;
+    }
+    let o = spawned.expect("checked above");
+    assert!(o.status.success(), "ort_run.py {}: {}", model.display(), String::from_utf8_lossy(&o.stderr));
+    Some(npy::read_f32(&out_dir.join(format!("{output}.npy"))).expect("ORT output"))
+}
