@@ -18,6 +18,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::manifest_range::check;
 
 /// The manifest's `[abstention]` table.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -41,16 +42,10 @@ pub struct AbstentionSpec {
 impl AbstentionSpec {
     /// Range checks serde cannot express.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if !(0.0..=100.0).contains(&self.percentile) {
-            return Err(format!("abstention.percentile {} is outside [0, 100]", self.percentile));
-        }
-        if !(0.0..=2.0).contains(&self.max_distance) {
-            return Err(format!("abstention.max_distance {} is outside [0, 2] (a cosine distance)", self.max_distance));
-        }
-        if let Some(p) = self.min_top_probability
-            && !(0.0..=1.0).contains(&p)
-        {
-            return Err(format!("abstention.min_top_probability {p} is outside [0, 1]"));
+        check("abstention", "percentile", self.percentile, 0.0..=100.0, "a percentile")?;
+        check("abstention", "max_distance", self.max_distance, 0.0..=2.0, "a cosine distance")?;
+        if let Some(p) = self.min_top_probability {
+            check("abstention", "min_top_probability", p, 0.0..=1.0, "a probability")?;
         }
         Ok(())
     }

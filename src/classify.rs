@@ -175,6 +175,11 @@ pub struct Classifier {
     centroids: Option<Centroids>,
 }
 
+/// The SHA-256 (hex) of an image file's bytes, as reports and the audit log record it.
+pub fn image_digest(image: &Path, bytes: &[u8]) -> Result<String> {
+    crate::bundle::sha256_reader(bytes).map_err(|e| Error::io(image, e))
+}
+
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
@@ -273,7 +278,31 @@ impl Classifier {
     pub fn classify(&self, image: &Path, k: usize) -> Result<ClassifyReport<'_>> {
         let t0 = Instant::now();
         let bytes = std::fs::read(image).map_err(|e| Error::io(image, e))?;
-        let image_sha256 = crate::bundle::sha256_reader(bytes.as_slice()).map_err(|e| Error::io(image, e))?;
+        let image_sha256 = image_digest(image, &bytes)?;
+        self.classify_read(image, bytes, image_sha256, k, t0)
+    }
+
+    /// [`classify`](Self::classify) for a file the caller has already read and hashed (batch mode
+    /// hashes every file to skip unchanged ones): `image_sha256` must be [`image_digest`] of
+    /// `bytes`; `image` only names the file in the report and in errors.
+    pub fn classify_bytes(
+        &self,
+        image: &Path,
+        bytes: Vec<u8>,
+        image_sha256: String,
+        k: usize,
+    ) -> Result<ClassifyReport<'_>> {
+        self.classify_read(image, bytes, image_sha256, k, Instant::now())
+    }
+
+    fn classify_read(
+        &self,
+        image: &Path,
+        bytes: Vec<u8>,
+        image_sha256: String,
+        k: usize,
+        t0: Instant,
+    ) -> Result<ClassifyReport<'_>> {
         let rgb = decode_bytes(&bytes, self.preprocess.apply_exif_orientation, self.preprocess.limits)
             .map_err(|e| Error::new(e.kind(), format!("{}: {}", image.display(), e.message())))?;
         drop(bytes);

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::classify::{Classifier, ClassifyReport};
 use crate::error::{Error, ErrorKind, Result};
+use crate::manifest_range::check;
 
 /// The manifest's `[compare]` limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,12 +31,8 @@ impl Default for CompareSpec {
 impl CompareSpec {
     /// Range checks.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if !(0.0..=2.0).contains(&self.max_feature_distance) {
-            return Err(format!("compare.max_feature_distance {} is outside [0, 2]", self.max_feature_distance));
-        }
-        if !(0.0..=1.0).contains(&self.max_probability_change) {
-            return Err(format!("compare.max_probability_change {} is outside [0, 1]", self.max_probability_change));
-        }
+        check("compare", "max_feature_distance", self.max_feature_distance, 0.0..=2.0, "a cosine distance")?;
+        check("compare", "max_probability_change", self.max_probability_change, 0.0..=1.0, "a probability")?;
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use crate::screen::{Differential, PrimaryDecision, RankedLabel, ScreenReport};
 pub struct ScreenData<'r> {
     report: &'r ClassifyReport<'r>,
     top: Vec<RankedLabel<'r>>,
-    warnings: Vec<String>,
+    warnings: Vec<&'static str>,
 }
 
 impl<'r> ScreenData<'r> {
@@ -21,12 +21,12 @@ impl<'r> ScreenData<'r> {
         let top = differential_head(&report.heads)
             .map(|h| h.top_k.iter().map(|t| RankedLabel { label: t.label, probability: t.probability }).collect())
             .unwrap_or_default();
-        let warnings = report.quality.checks.iter().filter(|c| !c.passed).map(|c| c.message().to_owned()).collect();
+        let warnings = report.quality.checks.iter().filter(|c| !c.passed).map(|c| c.message()).collect();
         ScreenData { report, top, warnings }
     }
 
-    /// The screen report borrowing from `self`; `warnings` must be `self.warning_strs()`.
-    pub fn screen<'s>(&'s self, warnings: &'s [&'s str]) -> ScreenReport<'s> {
+    /// The screen report, borrowing from `self`.
+    pub fn screen(&self) -> ScreenReport<'_> {
         let r = self.report;
         let primary = primary_head(&r.heads).and_then(|h| {
             h.decision.as_ref().map(|d| PrimaryDecision {
@@ -42,15 +42,10 @@ impl<'r> ScreenData<'r> {
             primary,
             differential,
             abstain: r.cannot_assess.as_ref().map(|c| c.message.as_str()),
-            warnings,
+            warnings: &self.warnings,
             model: r.bundle,
             demo: r.notice.is_some(),
         }
-    }
-
-    /// The quality warnings as string slices, for [`ScreenData::screen`].
-    pub fn warning_strs(&self) -> Vec<&str> {
-        self.warnings.iter().map(String::as_str).collect()
     }
 }
 

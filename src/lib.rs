@@ -28,6 +28,7 @@ pub mod compare;
 pub mod device_view;
 pub mod engine;
 pub mod error;
+pub mod manifest_range;
 pub mod npy;
 pub mod preprocess;
 pub mod quality;

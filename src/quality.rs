@@ -39,6 +39,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeStruct};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::manifest_range::check;
 
 /// Reason code: the shorter side is below [`QualityThresholds::min_short_side`].
 pub const TOO_SMALL: &str = "too-small";
@@ -142,15 +143,13 @@ impl QualityThresholds {
     /// [0, 1], a dark clip level not below the bright one.
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::new(ErrorKind::InvalidInput, format!("[quality] {msg}")));
-        if !self.min_laplacian_var.is_finite() || self.min_laplacian_var < 0.0 {
-            return bad(format!("min_laplacian_var = {} must be a finite number >= 0", self.min_laplacian_var));
-        }
-        for (name, v) in
-            [("max_clipped_fraction", self.max_clipped_fraction), ("min_skin_fraction", self.min_skin_fraction)]
-        {
-            if !(0.0..=1.0).contains(&v) {
-                return bad(format!("{name} = {v} must be a fraction in [0, 1]"));
-            }
+        let checks = [
+            ("min_laplacian_var", self.min_laplacian_var, 0.0..=f64::MAX, "a Laplacian variance"),
+            ("max_clipped_fraction", self.max_clipped_fraction, 0.0..=1.0, "a fraction of pixels"),
+            ("min_skin_fraction", self.min_skin_fraction, 0.0..=1.0, "a fraction of pixels"),
+        ];
+        for (key, value, range, meaning) in checks {
+            check("quality", key, value, range, meaning).map_err(|m| Error::new(ErrorKind::InvalidInput, m))?;
         }
         if self.dark_clip_luma >= self.bright_clip_luma {
             return bad(format!(

@@ -31,8 +31,8 @@ use std::time::SystemTime;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use crate::bundle::{BackboneKind, Bundle, Task, sha256_file};
-use crate::classify::{Classifier, ClassifyReport, HeadResult};
+use crate::bundle::{BackboneKind, Bundle, Task};
+use crate::classify::{Classifier, ClassifyReport, HeadResult, image_digest};
 use crate::error::{Error, ErrorKind, Result};
 use scan::{ScanEntry, StabilityTracker};
 
@@ -391,22 +391,24 @@ impl<'c> BatchRunner<'c> {
     }
 
     /// SHA-256 of a file, reusing the last digest while its size and modification time are
-    /// unchanged (watch mode polls would otherwise hash the whole folder every time).
-    fn hash(&mut self, e: &ScanEntry) -> Result<String> {
+    /// unchanged (watch mode polls would otherwise hash the whole folder every time). When the
+    /// file had to be read, its bytes come back too, so that classifying it reads it only once.
+    fn hash(&mut self, e: &ScanEntry) -> Result<(String, Option<Vec<u8>>)> {
         if let Some(h) = self.hashes.get(&e.name)
             && h.stamp == e.stamp()
             && e.modified.is_some()
         {
-            return Ok(h.sha256.clone());
+            return Ok((h.sha256.clone(), None));
         }
-        let sha256 = sha256_file(&e.path)?;
+        let bytes = std::fs::read(&e.path).map_err(|err| Error::io(&e.path, err))?;
+        let sha256 = image_digest(&e.path, &bytes)?;
         self.hashes.insert(e.name.clone(), Hashed { stamp: e.stamp(), sha256: sha256.clone() });
-        Ok(sha256)
+        Ok((sha256, Some(bytes)))
     }
 
     /// `None` when the file was already processed (same name, content and bundle).
     fn process_entry(&mut self, e: &ScanEntry) -> Option<BatchRow> {
-        let sha256 = match self.hash(e) {
+        let (sha256, bytes) = match self.hash(e) {
             Ok(s) => s,
             Err(err) => return Some(BatchRow::from_error(&e.name, "", &self.bundle_id, &self.fingerprint, &err)),
         };
@@ -419,10 +421,17 @@ impl<'c> BatchRunner<'c> {
             }
             return None;
         }
-        Some(match self.classifier.classify(&e.path, self.config.top_k) {
+        let k = self.config.top_k;
+        let result = match bytes {
+            Some(bytes) => self.classifier.classify_bytes(&e.path, bytes, sha256.clone(), k),
+            None => self.classifier.classify(&e.path, k),
+        };
+        Some(match result {
             Ok(report) => {
-                let row = BatchRow::from_report(&e.name, &sha256, &self.fingerprint, &report);
-                self.ensure_thumbnail(&e.path, &sha256);
+                // The digest of the bytes that were classified (re-read when the cached digest
+                // was reused: the file may have changed under an unchanged stamp).
+                let row = BatchRow::from_report(&e.name, &report.image_sha256, &self.fingerprint, &report);
+                self.ensure_thumbnail(&e.path, &report.image_sha256);
                 row
             }
             Err(err) => BatchRow::from_error(&e.name, &sha256, &self.bundle_id, &self.fingerprint, &err),

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use panderm_edge::batch::{BatchConfig, BatchRunner, Progress, REPORT_HTML, RunSummary};
 use panderm_edge::classify::{Classifier, DEMO_NOTICE};
 
-use crate::{apply_board, fail};
+use crate::{BoardArgs, fail};
 
 #[derive(clap::Args)]
 pub struct BatchArgs {
@@ -24,13 +24,8 @@ pub struct BatchArgs {
     /// How many classes to report per head.
     #[arg(long, default_value_t = 3)]
     top_k: usize,
-    /// Board profile (built-in name such as `rpi5`, or a path to a .toml): sets the threads and
-    /// checks that the bundle's backbone suits the board.
-    #[arg(long)]
-    board: Option<String>,
-    /// Inference threads (overrides the board's).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    board: BoardArgs,
     /// Keep polling the folder and process photos as they appear, until Ctrl-C. A file is
     /// processed once its size and modification time are unchanged between two polls.
     #[arg(long)]
@@ -87,7 +82,7 @@ fn print_run(summary: &RunSummary, args: &BatchArgs) {
 }
 
 pub fn batch(args: BatchArgs) -> ExitCode {
-    let board = match apply_board(args.board.as_deref(), args.threads) {
+    let board = match args.board.apply() {
         Ok(b) => b,
         Err(e) => return fail(e),
     };

@@ -5,19 +5,16 @@ use std::process::ExitCode;
 
 use panderm_edge::bench::bench;
 
-use crate::{apply_board, fail};
+use crate::{BoardArgs, fail};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// The ONNX model.
     #[arg(long)]
     model: PathBuf,
-    /// Inference threads (default: the board's, else 1).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Board profile (name or path) whose thread count to use.
-    #[arg(long)]
-    board: Option<String>,
+    // Inference threads: `--threads`, else the board's, else 1.
+    #[command(flatten)]
+    board: BoardArgs,
     /// Timed runs after one warm-up.
     #[arg(long, default_value_t = 20)]
     runs: usize,
@@ -30,8 +27,8 @@ pub struct BenchArgs {
 }
 
 pub fn bench_cmd(args: BenchArgs) -> ExitCode {
-    let threads = match apply_board(args.board.as_deref(), args.threads) {
-        Ok(b) => args.threads.or(b.map(|b| b.cpu.threads as usize)).unwrap_or(1),
+    let threads = match args.board.apply() {
+        Ok(b) => args.board.threads_in_effect(b.as_ref()),
         Err(e) => return fail(e),
     };
     match bench(&args.model, args.image.as_deref(), args.runs, threads) {

@@ -10,7 +10,7 @@ use panderm_edge::classify::{Classifier, ClassifyReport};
 use panderm_edge::device_view::{ScreenData, audit_record};
 use panderm_edge::screen::{self, Framebuffer};
 
-use crate::{apply_board, fail};
+use crate::{BoardArgs, fail};
 
 #[derive(clap::Args)]
 pub struct ClassifyArgs {
@@ -23,13 +23,8 @@ pub struct ClassifyArgs {
     /// How many classes to report per head.
     #[arg(long, default_value_t = 3)]
     top_k: usize,
-    /// Board profile (built-in name such as `rpi5`, or a path to a .toml): sets the threads and
-    /// checks that the bundle's backbone suits the board.
-    #[arg(long)]
-    board: Option<String>,
-    /// Inference threads (overrides the board's).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    board: BoardArgs,
     /// Run the model even when the image-quality gate fails (the failures are still reported).
     /// For re-evaluating research datasets with small or synthetic images; never for patients.
     #[arg(long)]
@@ -53,7 +48,7 @@ pub struct ClassifyArgs {
 }
 
 pub fn classify(args: ClassifyArgs) -> ExitCode {
-    let board = match apply_board(args.board.as_deref(), args.threads) {
+    let board = match args.board.apply() {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
@@ -138,8 +133,7 @@ fn show(
         return Ok(());
     }
     let data = ScreenData::new(report);
-    let warnings = data.warning_strs();
-    let view = data.screen(&warnings);
+    let view = data.screen();
     if let Some(path) = png {
         screen::render_to_buffer(&view, size.0, size.1)?.save_png(path)?;
     }

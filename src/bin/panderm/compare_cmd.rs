@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use panderm_edge::classify::Classifier;
 use panderm_edge::compare::compare;
 
-use crate::{apply_board, fail};
+use crate::{BoardArgs, fail};
 
 #[derive(clap::Args)]
 pub struct CompareArgs {
@@ -16,9 +16,8 @@ pub struct CompareArgs {
     /// Print the comparison as JSON.
     #[arg(long)]
     json: bool,
-    /// Board profile (name or path): sets the threads.
-    #[arg(long)]
-    board: Option<String>,
+    #[command(flatten)]
+    board: BoardArgs,
     /// The earlier capture.
     before: PathBuf,
     /// The later capture.
@@ -28,7 +27,7 @@ pub struct CompareArgs {
 /// Exit 0 when nothing exceeds the bundle's limits, 3 when the pair is flagged for review,
 /// 1 on errors.
 pub fn compare_cmd(args: CompareArgs) -> ExitCode {
-    if let Err(e) = apply_board(args.board.as_deref(), None) {
+    if let Err(e) = args.board.apply() {
         return fail(e);
     }
     let classifier = match Classifier::load(&args.bundle) {

@@ -72,14 +72,33 @@ fn fail(e: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Reads the `--board` profile (if any) and applies its thread count; `--threads` overrides it.
-fn apply_board(board: Option<&str>, threads: Option<usize>) -> panderm_edge::Result<Option<Board>> {
-    let board = board.map(Board::resolve).transpose()?;
-    if let Some(b) = &board {
-        b.apply()?;
+/// `--board` and `--threads`, shared by every command that runs a model.
+#[derive(clap::Args, Debug, Default)]
+pub struct BoardArgs {
+    /// Board profile (built-in name such as `rpi5`, or a path to a .toml): sets the inference
+    /// threads and checks that the bundle's backbone suits the board.
+    #[arg(long)]
+    pub board: Option<String>,
+    /// Inference threads (overrides the board's).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl BoardArgs {
+    /// Reads the board profile (if any) and applies its thread count; `--threads` overrides it.
+    pub fn apply(&self) -> panderm_edge::Result<Option<Board>> {
+        let board = self.board.as_deref().map(Board::resolve).transpose()?;
+        if let Some(b) = &board {
+            b.apply()?;
+        }
+        if let Some(n) = self.threads {
+            panderm_edge::engine::set_threads(n)?;
+        }
+        Ok(board)
     }
-    if let Some(n) = threads {
-        panderm_edge::engine::set_threads(n)?;
+
+    /// The thread count in effect: `--threads`, else the board's, else 1.
+    pub fn threads_in_effect(&self, board: Option<&Board>) -> usize {
+        self.threads.or(board.map(|b| b.cpu.threads as usize)).unwrap_or(1)
     }
-    Ok(board)
 }

@@ -8,7 +8,7 @@ use panderm_edge::engine::{Model, ModelOptions};
 use panderm_edge::preprocess::{PreprocessConfig, preprocess_file};
 use panderm_edge::run_report::{RunRecord, human_summary};
 
-use crate::{apply_board, fail};
+use crate::{BoardArgs, fail};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -26,19 +26,15 @@ pub struct RunArgs {
     /// Print load time and per-image preprocessing/inference times to stderr.
     #[arg(long)]
     timings: bool,
-    /// Board profile (built-in name such as `rpi5`, or a path to a .toml): sets the threads.
-    #[arg(long)]
-    board: Option<String>,
-    /// Inference threads (overrides the board's).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    board: BoardArgs,
     /// Images (JPEG, PNG, BMP, TIFF, WebP).
     #[arg(required = true)]
     images: Vec<PathBuf>,
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
-    if let Err(e) = apply_board(args.board.as_deref(), args.threads) {
+    if let Err(e) = args.board.apply() {
         return fail(e);
     }
     let started = Instant::now();
