@@ -1,4 +1,5 @@
-//! The inference engine: an ONNX model loaded with tract into an optimized, runnable plan.
+//! The inference engine: an ONNX model or an NNEF archive ([`crate::nnef`]) loaded with tract
+//! into an optimized, runnable plan.
 //!
 //! The model's single input is an image batch `[N, 3, H, W]` (float32, already normalized)
 //! or a batch of feature vectors `[N, D]` (task heads); the batch size is fixed when the
@@ -295,6 +296,9 @@ pub fn load_decluttered(path: &Path, options: &ModelOptions) -> Result<(TypedMod
     if options.batch_size == 0 {
         return Err(Error::new(ErrorKind::InvalidInput, "batch size must be at least 1"));
     }
+    if is_nnef_file(path)? {
+        return load_nnef(path, options);
+    }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     if bytes.is_empty() {
         return Err(load_err(path, "not an ONNX model", "the file is empty"));
@@ -371,4 +375,76 @@ pub fn load_decluttered(path: &Path, options: &ModelOptions) -> Result<(TypedMod
         .and_then(|m| m.into_decluttered())
         .map_err(|e| load_err(path, "cannot analyse the model", e))?;
     Ok((typed, ModelInfo { input_name, sample_shape, output_names, metadata }))
+}
+
+/// Whether the file is an NNEF archive (sniffed from its first 512 bytes, see
+/// [`crate::nnef::is_nnef`]); anything else is read as ONNX.
+fn is_nnef_file(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(512);
+    std::fs::File::open(path).and_then(|f| f.take(512).read_to_end(&mut head)).map_err(|e| Error::io(path, e))?;
+    Ok(crate::nnef::is_nnef(&head))
+}
+
+/// Loads an NNEF archive written by [`crate::nnef::write`] (batch 1, already decluttered once;
+/// decluttered again because reading re-expands a few ops).
+fn load_nnef(path: &Path, options: &ModelOptions) -> Result<(TypedModel, ModelInfo)> {
+    let model = crate::nnef::read(path)?;
+    let inputs = model.input_outlets().map_err(|e| load_err(path, "bad inputs", e))?.to_vec();
+    if inputs.len() != 1 {
+        return Err(load_err(path, "unsupported model", format!("expected 1 image input, found {}", inputs.len())));
+    }
+    let input_name = model.node(inputs[0].node).name.clone();
+    let fact = model.input_fact(0).map_err(|e| load_err(path, "bad input", e))?;
+    let shape: Option<Vec<usize>> = fact.shape.as_concrete().map(<[usize]>::to_vec);
+    let Some(shape) = shape else {
+        return Err(load_err(path, "unsupported model", format!("input `{input_name}` has a symbolic shape")));
+    };
+    if shape.first() != Some(&options.batch_size) {
+        return Err(load_err(
+            path,
+            "unsupported batch size",
+            format!(
+                "this NNEF archive is written for input {shape:?}; batch {} needs the ONNX file",
+                options.batch_size
+            ),
+        ));
+    }
+    let sample_shape = shape[1..].to_vec();
+    let output_names: Vec<String> = model
+        .output_outlets()
+        .map_err(|e| load_err(path, "bad outputs", e))?
+        .iter()
+        .map(|o| model.outlet_label(*o).map(str::to_owned).unwrap_or_else(|| model.node(o.node).name.clone()))
+        .collect();
+    let metadata = model
+        .properties
+        .iter()
+        .filter_map(|(k, v)| {
+            let key = k.strip_prefix(crate::nnef::METADATA_PREFIX)?;
+            let value = v.try_as_plain_ram().ok()?.to_scalar::<String>().ok()?;
+            Some((key.to_owned(), crate::nnef::decode_metadata(value)))
+        })
+        .collect();
+    let typed = model.into_decluttered().map_err(|e| load_err(path, "cannot analyse the model", e))?;
+    Ok((typed, ModelInfo { input_name, sample_shape, output_names, metadata }))
+}
+
+/// Writes `model` (an ONNX file) as an NNEF archive for batch 1 — the form bundles ship for
+/// faster start-up — and checks that the archive loads back with the same input, outputs and
+/// metadata.
+pub fn convert_to_nnef(onnx: &Path, nnef: &Path) -> Result<()> {
+    let options = ModelOptions::default();
+    let (typed, info) = load_decluttered(onnx, &options)?;
+    crate::nnef::write(&typed, nnef)?;
+    let (_, back) = load_nnef(nnef, &options)?;
+    if back.input_name != info.input_name || back.output_names != info.output_names || back.metadata != info.metadata {
+        let _ = std::fs::remove_file(nnef);
+        return Err(load_err(
+            nnef,
+            "NNEF round trip changed the model's interface",
+            format!("{info:?} became {back:?}"),
+        ));
+    }
+    Ok(())
 }

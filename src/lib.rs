@@ -29,6 +29,7 @@ pub mod device_view;
 pub mod engine;
 pub mod error;
 pub mod manifest_range;
+pub mod nnef;
 pub mod npy;
 pub mod preprocess;
 pub mod quality;
