@@ -118,6 +118,10 @@ pub struct BackboneSpec {
     /// Weight precision of the backbone file (absent in older manifests: fp32).
     #[serde(default)]
     pub precision: crate::board::Precision,
+    /// File format of the backbone (absent in older manifests: ONNX). Checked against the
+    /// file's content when the bundle is loaded.
+    #[serde(default)]
+    pub format: ModelFormat,
     /// SHA-256 of the source `.pth` checkpoint.
     pub source_sha256: String,
     /// Classifier only: task name.
@@ -132,6 +136,35 @@ pub struct BackboneSpec {
     /// Classifier only, binary: operating threshold on P(class 1).
     #[serde(default)]
     pub threshold: Option<f64>,
+}
+
+/// The file format of a bundle's backbone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelFormat {
+    /// ONNX protobuf (parsed and analysed by tract at load).
+    #[default]
+    Onnx,
+    /// tract's NNEF tar (see [`crate::nnef`]): no protobuf parsing or ONNX analysis at load.
+    Nnef,
+}
+
+impl ModelFormat {
+    /// The format a file's first bytes show.
+    pub fn sniff(path: &Path) -> Result<ModelFormat> {
+        use std::io::Read;
+        let mut head = Vec::with_capacity(512);
+        std::fs::File::open(path).and_then(|f| f.take(512).read_to_end(&mut head)).map_err(|e| Error::io(path, e))?;
+        Ok(if crate::nnef::is_nnef(&head) { ModelFormat::Nnef } else { ModelFormat::Onnx })
+    }
+
+    /// Lower-case name as written in manifests.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ModelFormat::Onnx => "onnx",
+            ModelFormat::Nnef => "nnef",
+        }
+    }
 }
 
 /// What a head's output is used for.
@@ -409,6 +442,20 @@ impl Bundle {
                     },
                 ));
             }
+        }
+        let bb = &b.manifest.backbone;
+        let path = b.dir.join(&bb.file);
+        let actual = ModelFormat::sniff(&path)?;
+        if actual != bb.format {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "{}: the manifest says backbone.format = \"{}\" but the file is {}; nothing was run",
+                    path.display(),
+                    bb.format.as_str(),
+                    actual.as_str()
+                ),
+            ));
         }
         Ok(b)
     }

@@ -68,7 +68,7 @@ fn quantize_parameters() -> Vec<Parameter> {
     ]
 }
 
-fn element_wise<'n, T: ElementWiseMiniOp>(node: &'n TypedNode) -> TractResult<&'n T> {
+fn element_wise<T: ElementWiseMiniOp>(node: &TypedNode) -> TractResult<&T> {
     node.op_as::<ElementWiseOp>()
         .and_then(|op| op.0.downcast_ref::<T>())
         .ok_or_else(|| format_err!("node {} is not the expected element-wise op", node.name))
@@ -161,7 +161,7 @@ pub fn write(model: &TypedModel, path: &Path) -> Result<()> {
     }
     let written = framework().write_to_tar(&model, &mut out).map(|_| ());
     let flushed =
-        written.map_err(|e| Error::new(ErrorKind::ModelLoad, format!("{}: cannot write NNEF: {e}", path.display())));
+        written.map_err(|e| Error::new(ErrorKind::ModelLoad, format!("{}: cannot write NNEF: {e:#}", path.display())));
     let done = flushed.and_then(|()| {
         use std::io::Write;
         out.flush().map_err(|e| Error::io(&tmp, e))?;

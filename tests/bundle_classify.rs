@@ -99,7 +99,7 @@ fn bad_manifests_are_refused() {
     let img = image("synthetic_224.png");
     let img = img.to_string_lossy();
     type Edit = fn(String) -> String;
-    let cases: [(&str, Edit, &str); 6] = [
+    let cases: [(&str, Edit, &str); 7] = [
         (
             "unknown-key",
             |t| t.replacen("[bundle]\n", "[bundle]\ncolour_scheme = \"dark\"\n", 1),
@@ -118,6 +118,11 @@ fn bad_manifests_are_refused() {
         ("threshold", |t| t.replacen("threshold = 0.5", "threshold = 1.5", 1), "threshold 1.5 is outside [0, 1]"),
         ("escape", |t| t.replacen("file = \"backbone.onnx\"", "file = \"../backbone.onnx\"", 1), "plain relative path"),
         ("format", |t| t.replacen("format = 1", "format = 9", 1), "format 9 is not supported"),
+        (
+            "backbone-format",
+            |t| t.replacen("kind = \"features\"\n", "kind = \"features\"\nformat = \"nnef\"\n", 1),
+            "the manifest says backbone.format = \"nnef\" but the file is onnx",
+        ),
     ];
     for (tag, edit, needle) in cases {
         let dir = copy_bundle(tag);

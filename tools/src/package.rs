@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use panderm_edge::abstain::{AbstentionSpec, Centroids};
 use panderm_edge::board::Precision;
 use panderm_edge::bundle::{
-    BackboneKind, BackboneSpec, BundleInfo, HeadRole, HeadSpec, MANIFEST, Manifest, PreprocessSpec, Task, sha256_file,
+    BackboneKind, BackboneSpec, BundleInfo, HeadRole, HeadSpec, MANIFEST, Manifest, ModelFormat, PreprocessSpec, Task,
+    sha256_file,
 };
+use panderm_edge::engine::convert_to_nnef;
 
 use crate::head_export::head_to_onnx;
 use crate::onnx_graph::{decode, encode};
@@ -60,6 +62,8 @@ pub struct BundleRequest {
     pub abstention: AbstentionRequest,
     /// The head (binary, class 1 = skin) that serves as the quality gate's learned not-skin check.
     pub skin_head: Option<String>,
+    /// The backbone's file format in the bundle (the input is always ONNX).
+    pub format: ModelFormat,
 }
 
 /// How the bundle's `[abstention]` table is made.
@@ -156,9 +160,20 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
     }
 
     std::fs::create_dir_all(out_dir.join("heads")).map_err(|e| format!("{}: {e}", out_dir.display()))?;
-    let backbone_file = "backbone.onnx".to_owned();
-    std::fs::write(out_dir.join(&backbone_file), &bytes).map_err(|e| format!("{}: {e}", out_dir.display()))?;
-    drop(bytes);
+    let backbone_file = match req.format {
+        ModelFormat::Onnx => {
+            let file = "backbone.onnx".to_owned();
+            std::fs::write(out_dir.join(&file), &bytes).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+            file
+        }
+        ModelFormat::Nnef => {
+            drop(bytes);
+            let file = "backbone.nnef.tar".to_owned();
+            // Written for batch 1 and read back with the same interface (engine::convert_to_nnef).
+            convert_to_nnef(&req.backbone, &out_dir.join(&file)).map_err(|e| e.to_string())?;
+            file
+        }
+    };
     let mut backbone = BackboneSpec {
         file: backbone_file.clone(),
         sha256: sha256_file(&out_dir.join(&backbone_file)).map_err(|e| e.to_string())?,
@@ -170,6 +185,7 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
         dim,
         variant,
         precision,
+        format: req.format,
         source_sha256,
         task_name: None,
         task: None,

@@ -86,6 +86,24 @@ fn synth_to_classify() {
     assert!(manifest.contains("[abstention]") && manifest.contains("source_head = \"colour\""), "{manifest}");
     assert!(dir.join("bundle/abstention/centroids.npy").exists());
 
+    // The same bundle with an NNEF backbone: recorded in the manifest, same probabilities below.
+    tools(&[
+        "bundle",
+        "--backbone",
+        &p("bb.onnx"),
+        "--head",
+        &format!("colour={}", p("probe")),
+        "--name",
+        "e2e",
+        "--demo",
+        "--format",
+        "nnef",
+        "-o",
+        &p("bundle-nnef"),
+    ]);
+    let manifest_nnef = std::fs::read_to_string(dir.join("bundle-nnef/manifest.toml")).unwrap();
+    assert!(manifest_nnef.contains("file = \"backbone.nnef.tar\"") && manifest_nnef.contains("format = \"nnef\""));
+
     // --skin-head must name one of the bundle's heads, and a binary one (class 1 = skin).
     for (skin, needle) in [("nope", "`nope` is not one of the bundle's heads"), ("colour", "needs a binary head")] {
         let out = p(&format!("bundle-skin-{skin}"));
@@ -112,6 +130,15 @@ fn synth_to_classify() {
     let stdout = String::from_utf8(o.stdout).unwrap();
     let reports: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(reports.len(), predictions.len());
+    args[2] = p("bundle-nnef");
+    let o = Command::new(panderm_bin()).args(&args).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let nnef_reports: Vec<serde_json::Value> =
+        String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for (a, b) in reports.iter().zip(&nnef_reports) {
+        // NNEF is the same decluttered graph on the same kernels: identical probabilities.
+        assert_eq!(a["heads"][0]["probabilities"], b["heads"][0]["probabilities"]);
+    }
     for ((_, want), report) in predictions.iter().zip(&reports) {
         assert!(report["notice"].as_str().unwrap().contains("DEMO"));
         let head = &report["heads"][0];

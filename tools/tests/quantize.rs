@@ -187,6 +187,40 @@ fn bundle_and_head_files_report_top1_agreement() {
 }
 
 #[test]
+fn int8_backbones_survive_nnef_bit_exactly() {
+    // tract 0.23.9 cannot serialize the activation quantizers by itself; the runtime registers
+    // them (panderm_edge::nnef). The static scheme, written as NNEF, must give the ONNX file's
+    // outputs exactly: same graph, same kernels.
+    let dir = temp_dir("quant-nnef");
+    let imgs = tensors(&fixture_images());
+    for scheme in [Scheme::StaticU8] {
+        let onnx = dir.join(format!("lp.{}.onnx", scheme.metadata_name()));
+        quantize_file(&tiny("panderm_tiny_lp.onnx"), &onnx, &quick(scheme)).unwrap();
+        let nnef = onnx.with_extension("nnef.tar");
+        panderm_edge::engine::convert_to_nnef(&onnx, &nnef).unwrap();
+        let a = Model::load(&onnx).unwrap();
+        let b = Model::load(&nnef).unwrap();
+        assert_eq!(a.metadata().get("panderm.quantization"), b.metadata().get("panderm.quantization"));
+        assert!(b.metadata().contains_key("panderm.quantization"));
+        assert!(
+            std::fs::metadata(&nnef).unwrap().len()
+                < std::fs::metadata(tiny("panderm_tiny_lp.onnx")).unwrap().len() / 2
+        );
+        for img in &imgs {
+            let (ya, yb) = (a.run(&[img]).unwrap(), b.run(&[img]).unwrap());
+            assert_eq!(ya[0][0].values, yb[0][0].values, "{}", scheme.metadata_name());
+        }
+    }
+    // The dynamic scheme's DynamicQuantizeLinear has no NNEF form: refused, nothing left behind.
+    let onnx = dir.join("lp.dynamic.onnx");
+    quantize_file(&tiny("panderm_tiny_lp.onnx"), &onnx, &quick(Scheme::Dynamic)).unwrap();
+    let nnef = dir.join("lp.dynamic.nnef.tar");
+    let err = panderm_edge::engine::convert_to_nnef(&onnx, &nnef).unwrap_err().to_string();
+    assert!(err.contains("cannot write NNEF") && err.contains("DynamicQuantizeLinear"), "{err}");
+    assert!(!nnef.exists() && !nnef.with_extension("partial").exists());
+}
+
+#[test]
 fn tract_and_onnxruntime_agree_on_the_int8_file() {
     let dir = temp_dir("quant-ort");
     let fp32 = tiny("panderm_tiny_lp.onnx");

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use panderm_edge::bundle::ModelFormat;
 use panderm_tools::backend::DeviceChoice;
 use panderm_tools::convert::{convert_file, write_atomically};
 use panderm_tools::extract::{ExtractOptions, Shard, bench, extract, merge};
@@ -87,6 +88,14 @@ fn parse_threshold(s: &str) -> Result<(String, f64), String> {
 fn parse_labels(s: &str) -> Result<(String, Vec<String>), String> {
     let (n, l) = s.split_once('=').ok_or("expected NAME=a,b,c")?;
     Ok((n.to_owned(), l.split(',').map(str::to_owned).collect()))
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackboneFormat {
+    /// The ONNX file as given.
+    Onnx,
+    /// tract's NNEF tar (batch 1): loads without ONNX parsing.
+    Nnef,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -269,6 +278,10 @@ enum Command {
         /// Write no abstention rule.
         #[arg(long, conflicts_with_all = ["abstain_head", "min_probability"])]
         no_abstention: bool,
+        /// Backbone file format in the bundle: nnef (tract's NNEF tar, for batch 1: no ONNX
+        /// parsing on the device) or onnx (the file as given).
+        #[arg(long, value_enum, default_value_t = BackboneFormat::Onnx)]
+        format: BackboneFormat,
         /// Output directory (must be empty or absent).
         #[arg(short, long)]
         output: PathBuf,
@@ -478,6 +491,7 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
             min_probability,
             no_abstention,
             skin_head,
+            format,
             output,
         } => {
             let find = |n: &str| thresholds.iter().find(|(k, _)| k == n).map(|(_, t)| *t);
@@ -509,6 +523,10 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
                     min_top_probability: min_probability,
                 },
                 skin_head,
+                format: match format {
+                    BackboneFormat::Onnx => ModelFormat::Onnx,
+                    BackboneFormat::Nnef => ModelFormat::Nnef,
+                },
             };
             let m = make_bundle(&req, &output)?;
             println!(
