@@ -62,8 +62,10 @@ pub struct BundleRequest {
     pub abstention: AbstentionRequest,
     /// The head (binary, class 1 = skin) that serves as the quality gate's learned not-skin check.
     pub skin_head: Option<String>,
-    /// The backbone's file format in the bundle (the input is always ONNX).
-    pub format: ModelFormat,
+    /// The backbone's file format in the bundle (the input is always ONNX); `None`: NNEF when
+    /// tract can write the graph as NNEF (it loads faster and in half the memory,
+    /// docs/performance.md), else ONNX.
+    pub format: Option<ModelFormat>,
 }
 
 /// How the bundle's `[abstention]` table is made.
@@ -160,20 +162,31 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
     }
 
     std::fs::create_dir_all(out_dir.join("heads")).map_err(|e| format!("{}: {e}", out_dir.display()))?;
-    let backbone_file = match req.format {
+    // NNEF is written for batch 1 and read back with the same interface (engine::convert_to_nnef).
+    let nnef_file = "backbone.nnef.tar";
+    let format = match req.format {
+        Some(ModelFormat::Nnef) => {
+            convert_to_nnef(&req.backbone, &out_dir.join(nnef_file)).map_err(|e| e.to_string())?;
+            ModelFormat::Nnef
+        }
+        Some(ModelFormat::Onnx) => ModelFormat::Onnx,
+        None => match convert_to_nnef(&req.backbone, &out_dir.join(nnef_file)) {
+            Ok(()) => ModelFormat::Nnef,
+            Err(e) => {
+                eprintln!("note: keeping the backbone as ONNX ({e})");
+                ModelFormat::Onnx
+            }
+        },
+    };
+    let backbone_file = match format {
+        ModelFormat::Nnef => nnef_file.to_owned(),
         ModelFormat::Onnx => {
             let file = "backbone.onnx".to_owned();
             std::fs::write(out_dir.join(&file), &bytes).map_err(|e| format!("{}: {e}", out_dir.display()))?;
             file
         }
-        ModelFormat::Nnef => {
-            drop(bytes);
-            let file = "backbone.nnef.tar".to_owned();
-            // Written for batch 1 and read back with the same interface (engine::convert_to_nnef).
-            convert_to_nnef(&req.backbone, &out_dir.join(&file)).map_err(|e| e.to_string())?;
-            file
-        }
     };
+    drop(bytes);
     let mut backbone = BackboneSpec {
         file: backbone_file.clone(),
         sha256: sha256_file(&out_dir.join(&backbone_file)).map_err(|e| e.to_string())?,
@@ -185,7 +198,7 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
         dim,
         variant,
         precision,
-        format: req.format,
+        format,
         source_sha256,
         task_name: None,
         task: None,

@@ -415,6 +415,22 @@ fn an_int8_backbone_bundles_as_int8_and_classifies() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let manifest = std::fs::read_to_string(dir.join("bundle/manifest.toml")).unwrap();
     assert!(manifest.contains("precision = \"int8\""), "{manifest}");
+    assert!(manifest.contains("format = \"nnef\""), "static int8 is written as NNEF by default: {manifest}");
+    // The dynamic scheme has no NNEF form: the default keeps ONNX and says why.
+    let dynamic = dir.join("demo.dyn.onnx");
+    quantize_file(&root().join("models/demo/backbone.onnx"), &dynamic, &quick(Scheme::Dynamic)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_panderm-tools"))
+        .args(["bundle", "--backbone"])
+        .arg(&dynamic)
+        .args(["--name", "dyn-check", "--demo", "-o"])
+        .arg(dir.join("bundle-dyn"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("keeping the backbone as ONNX"));
+    let manifest_dyn = std::fs::read_to_string(dir.join("bundle-dyn/manifest.toml")).unwrap();
+    assert!(manifest_dyn.contains("file = \"backbone.onnx\"") && manifest_dyn.contains("format = \"onnx\""));
+    assert!(!dir.join("bundle-dyn/backbone.nnef.tar").exists());
     // A board set up for fp32 warns; one set up for int8 does not.
     let photo = root().join("tests/fixtures/images/clinical_forearm_iphone14.jpg");
     for (board, warns) in [("rk3588", true), ("rpi4", false)] {

@@ -92,6 +92,8 @@ fn parse_labels(s: &str) -> Result<(String, Vec<String>), String> {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum BackboneFormat {
+    /// NNEF when tract can write the graph as NNEF, else ONNX.
+    Auto,
     /// The ONNX file as given.
     Onnx,
     /// tract's NNEF tar (batch 1): loads without ONNX parsing.
@@ -279,8 +281,9 @@ enum Command {
         #[arg(long, conflicts_with_all = ["abstain_head", "min_probability"])]
         no_abstention: bool,
         /// Backbone file format in the bundle: nnef (tract's NNEF tar, for batch 1: no ONNX
-        /// parsing on the device) or onnx (the file as given).
-        #[arg(long, value_enum, default_value_t = BackboneFormat::Onnx)]
+        /// parsing on the device, faster start, half the memory), onnx (the file as given), or
+        /// auto (nnef when tract can write the graph as NNEF, else onnx).
+        #[arg(long, value_enum, default_value_t = BackboneFormat::Auto)]
         format: BackboneFormat,
         /// Output directory (must be empty or absent).
         #[arg(short, long)]
@@ -524,17 +527,20 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
                 },
                 skin_head,
                 format: match format {
-                    BackboneFormat::Onnx => ModelFormat::Onnx,
-                    BackboneFormat::Nnef => ModelFormat::Nnef,
+                    BackboneFormat::Onnx => Some(ModelFormat::Onnx),
+                    BackboneFormat::Nnef => Some(ModelFormat::Nnef),
+                    BackboneFormat::Auto => None,
                 },
             };
             let m = make_bundle(&req, &output)?;
             println!(
-                "wrote bundle {} ({} {}, backbone {}, {} head(s))",
+                "wrote bundle {} ({} {}, backbone {} {} as {}, {} head(s))",
                 output.display(),
                 m.bundle.name,
                 m.bundle.version,
                 m.backbone.variant,
+                m.backbone.precision.name(),
+                m.backbone.format.as_str(),
                 m.heads.len()
             );
         }
