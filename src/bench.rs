@@ -4,14 +4,15 @@
 //! `runs` timed runs of one image-sized input after one warm-up, reporting the median, p90 and
 //! images/s, and the process's peak resident memory. The input is PanDerm's preprocessing of a
 //! real image when one is given, else a fixed pseudo-random tensor (the timing of a dense ViT does
-//! not depend on the pixel values). Compare against ONNX Runtime with `scripts/bench-vs-ort.sh`.
+//! not depend on the pixel values). `--profile` adds where the time goes, per tract operator.
+//! Compare against ONNX Runtime with `scripts/bench-vs-ort.sh`.
 
 use std::path::Path;
 use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::engine::{Model, ModelOptions};
+use crate::engine::{Model, ModelOptions, OpTime};
 use crate::error::{Error, ErrorKind, Result};
 use crate::preprocess::{ImageTensor, PreprocessConfig, preprocess_file};
 
@@ -40,6 +41,9 @@ pub struct BenchReport {
     pub images_per_s: f64,
     /// Peak resident memory of the process so far (VmHWM), MiB; `None` where /proc is absent.
     pub peak_rss_mib: Option<f64>,
+    /// With `--profile`: time per operator kind of the optimized plan, slowest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Vec<OpTime>>,
 }
 
 /// Peak resident set size of this process in MiB, from `/proc/self/status` (Linux).
@@ -74,7 +78,9 @@ fn percentile_ms(sorted: &[f64], p: f64) -> f64 {
 
 /// Loads `model` and times it. `threads` must already be applied with
 /// [`crate::engine::set_threads`]; it is recorded in the report.
-pub fn bench(model: &Path, image: Option<&Path>, runs: usize, threads: usize) -> Result<BenchReport> {
+/// With `profile`, `runs` more runs are timed per operator ([`Model::profile`]) after the
+/// latency runs (so they do not disturb them).
+pub fn bench(model: &Path, image: Option<&Path>, runs: usize, threads: usize, profile: bool) -> Result<BenchReport> {
     if runs == 0 {
         return Err(Error::new(ErrorKind::InvalidInput, "--runs must be at least 1"));
     }
@@ -98,6 +104,8 @@ pub fn bench(model: &Path, image: Option<&Path>, runs: usize, threads: usize) ->
     }
     times.sort_by(f64::total_cmp);
     let median_ms = percentile_ms(&times, 50.0);
+    let peak_rss_mib = peak_rss_mib();
+    let profile = if profile { Some(m.profile(&input, runs)?) } else { None };
     Ok(BenchReport {
         model: model.to_string_lossy().into_owned(),
         file_bytes,
@@ -109,7 +117,8 @@ pub fn bench(model: &Path, image: Option<&Path>, runs: usize, threads: usize) ->
         p90_ms: percentile_ms(&times, 90.0),
         min_ms: times[0],
         images_per_s: 1e3 / median_ms,
-        peak_rss_mib: peak_rss_mib(),
+        peak_rss_mib,
+        profile,
     })
 }
 
@@ -129,6 +138,22 @@ impl BenchReport {
             self.min_ms,
             self.images_per_s,
             self.peak_rss_mib.map_or("n/a".to_owned(), |m| format!("{m:.0} MiB"))
-        )
+        ) + &self.profile.as_deref().map(profile_table).unwrap_or_default()
     }
+}
+
+/// The per-operator profile as text: operator, nodes, ms per run, share of the total.
+fn profile_table(ops: &[OpTime]) -> String {
+    let total: f64 = ops.iter().map(|o| o.ms_per_run).sum();
+    let mut s = format!("  profile ({total:.1} ms per run in timed nodes):\n");
+    for o in ops.iter().filter(|o| o.ms_per_run >= 0.001 * total) {
+        s += &format!(
+            "    {:<28} {:>4} nodes {:>9.2} ms {:>5.1}%\n",
+            o.op,
+            o.nodes,
+            o.ms_per_run,
+            100.0 * o.ms_per_run / total.max(f64::MIN_POSITIVE)
+        );
+    }
+    s
 }

@@ -276,6 +276,56 @@ impl Model {
     }
 }
 
+/// Time spent in one kind of operator of the optimized plan (see [`Model::profile`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OpTime {
+    /// tract's operator name in the optimized plan (`OptMatMul`, `QuantizeLinearU8`, …).
+    pub op: String,
+    /// How many nodes of the plan are this operator.
+    pub nodes: usize,
+    /// Mean time per run spent in those nodes, milliseconds.
+    pub ms_per_run: f64,
+}
+
+impl Model {
+    /// Runs `image` `runs` times, timing every node of tract's optimized plan, and returns the
+    /// time per operator kind, slowest first: where the time goes. The timer wraps tract's own
+    /// node evaluation, so the sum is slightly above an untimed run.
+    pub fn profile(&self, image: &ImageTensor, runs: usize) -> Result<Vec<OpTime>> {
+        let mut shape = vec![self.batch_size];
+        shape.extend_from_slice(&self.sample_shape);
+        if self.batch_size != 1 || image.data.len() != shape.iter().product::<usize>() {
+            return Err(Error::new(ErrorKind::InvalidInput, "profile takes one image of the model's input size"));
+        }
+        let input = Tensor::from_shape(&shape, &image.data)
+            .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("bad input buffer: {e}")))?;
+        let fail = |e: TractError| {
+            Error::new(ErrorKind::Inference, format!("{}: inference failed: {e:#}", self.path.display()))
+        };
+        let mut state = self.plan.spawn().map_err(fail)?;
+        let mut per_op: BTreeMap<String, (std::collections::BTreeSet<usize>, f64)> = BTreeMap::new();
+        for _ in 0..runs.max(1) {
+            state
+                .run_plan_with_eval(tvec!(input.clone().into_tvalue()), |ctx, op_state, node, inputs| {
+                    let t = std::time::Instant::now();
+                    let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+                    let entry = per_op.entry(node.op().name().to_string()).or_default();
+                    entry.0.insert(node.id);
+                    entry.1 += t.elapsed().as_secs_f64() * 1e3;
+                    out
+                })
+                .map_err(fail)?;
+        }
+        let runs = runs.max(1) as f64;
+        let mut times: Vec<OpTime> = per_op
+            .into_iter()
+            .map(|(op, (nodes, ms))| OpTime { op, nodes: nodes.len(), ms_per_run: ms / runs })
+            .collect();
+        times.sort_by(|a, b| b.ms_per_run.total_cmp(&a.ms_per_run));
+        Ok(times)
+    }
+}
+
 /// What [`load_decluttered`] learned about a model besides its graph.
 #[derive(Debug, Clone)]
 pub struct ModelInfo {

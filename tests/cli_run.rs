@@ -171,6 +171,17 @@ fn bench_reports_latency_and_memory_and_refuses_bad_input() {
     if cfg!(target_os = "linux") {
         assert!(v["peak_rss_mib"].as_f64().is_some_and(|m| m > 1.0), "{v}");
     }
+    assert!(v.get("profile").is_none(), "profile only on request");
+    // --profile: where the time goes, per operator of the optimized plan, slowest first.
+    let out = panderm(&["bench", "--model", &lp_model(), "--runs", "2", "--profile", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let ops = v["profile"].as_array().expect("profile");
+    let ms: Vec<f64> = ops.iter().map(|o| o["ms_per_run"].as_f64().expect("ms")).collect();
+    assert!(ms.windows(2).all(|w| w[0] >= w[1]), "slowest first: {ms:?}");
+    // The tiny ViT: 2 blocks × (qkv, proj, fc1, fc2) weight matmuls and more, all in matmul nodes.
+    let matmul = ops.iter().find(|o| o["op"].as_str().is_some_and(|n| n.contains("MatMul"))).expect("a matmul op");
+    assert!(matmul["nodes"].as_u64().is_some_and(|n| n >= 8), "{matmul}");
     let head = root().join("models/demo/heads/lesion_colour.onnx");
     for (args, needle) in [
         (vec!["bench", "--model", &lp_model(), "--runs", "0"], "at least 1"),

@@ -9,7 +9,7 @@ use crate::{BoardArgs, fail};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// The ONNX model.
+    /// The model: ONNX file or NNEF archive.
     #[arg(long)]
     model: PathBuf,
     // Inference threads: `--threads`, else the board's, else 1.
@@ -24,6 +24,10 @@ pub struct BenchArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Also time every operator of tract's optimized plan over --runs more runs and report
+    /// where the time goes, slowest operator first.
+    #[arg(long)]
+    profile: bool,
 }
 
 pub fn bench_cmd(args: BenchArgs) -> ExitCode {
@@ -31,7 +35,7 @@ pub fn bench_cmd(args: BenchArgs) -> ExitCode {
         Ok(b) => args.board.threads_in_effect(b.as_ref()),
         Err(e) => return fail(e),
     };
-    match bench(&args.model, args.image.as_deref(), args.runs, threads) {
+    match bench(&args.model, args.image.as_deref(), args.runs, threads, args.profile) {
         Ok(r) => {
             if args.json {
                 println!("{}", serde_json::to_string(&r).expect("reports always serialise"));
