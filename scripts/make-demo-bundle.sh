@@ -23,10 +23,12 @@ $T/panderm-tools probe --features "$WORK/features.npy" --csv "$WORK/images/binar
 $T/panderm-tools probe --features "$WORK/features.npy" --csv "$WORK/images/multiclass.csv" \
   --output-dir "$WORK/probe-colour" --labels brown,red,pale
 rm -rf models/demo
+# ONNX backbone: tests read models/demo/backbone.onnx directly (quantize, ORT parity); NNEF bundles
+# (the `bundle` default) are exercised by tools/tests/pipeline_e2e.rs.
 $T/panderm-tools bundle --backbone "$WORK/backbone.onnx" \
   --head "lesion_pattern=$WORK/probe-binary" --threshold lesion_pattern=0.5 \
   --head "lesion_colour=$WORK/probe-colour" \
-  --name panderm-demo --version 0.1.0 --demo \
+  --name panderm-demo --version 0.1.0 --demo --format onnx \
   --description "Pipeline demo: random-weight tiny PanDerm-layout backbone (D=128, depth 2) with toy heads trained on synthetic images. Not a medical model." \
   -o models/demo
 cp "$WORK/images/synth_0149.png" models/demo/sample.png

@@ -39,7 +39,7 @@ build() {
     'BEGIN { printf "%-16s %12d %8.2f MiB %6d s\n", v, s, s / 1048576, t }'
 }
 
-echo "size-ladder: panderm for $target ($(rustc --version))" >&2
+echo "size-ladder: panderm for $target ($(${RUSTC:-rustc} --version))" >&2
 for v in "${variants[@]}"; do
   case $v in
     release-strip) build "$v" release --config 'profile.release.strip=true' ;;
