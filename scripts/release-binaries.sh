@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the stripped `panderm` runtime binary for every board profile and print the sizes.
 #
-#   scripts/release-binaries.sh [--profile device|release] [--out DIR] [BOARD...]
+#   scripts/release-binaries.sh [--profile device|device-small|release] [--out DIR] [BOARD...]
 #
 # One build per distinct Rust target (boards sharing a target share the binary); binaries are
 # copied to DIR/<board>/panderm (default dist/). ARM targets need scripts/arm-setup.sh first and

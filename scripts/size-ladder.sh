@@ -12,7 +12,8 @@
 #   device          release + fat LTO + 1 codegen unit + panic=abort + strip (what ships)
 #   device-s        device with opt-level = "s" for every crate
 #   device-z        device with opt-level = "z" for every crate
-#   device-s-tract3 device with opt-level = "s", except tract's kernels and core at 3
+#   device-s-tract3 device with opt-level = "s", except tract-linalg, tract-core and tract-data at 3
+#                   (the crates every inference op runs in)
 #
 # Prints one line per variant: bytes, MiB, build seconds. Builds go to $SIZE_TARGET_DIR
 # (default target/size-ladder) so they do not disturb the normal target directory.
@@ -49,7 +50,8 @@ for v in "${variants[@]}"; do
     device-s-tract3)
       build "$v" device --config 'profile.device.opt-level="s"' \
         --config 'profile.device.package.tract-linalg.opt-level=3' \
-        --config 'profile.device.package.tract-core.opt-level=3'
+        --config 'profile.device.package.tract-core.opt-level=3' \
+        --config 'profile.device.package.tract-data.opt-level=3'
       ;;
     *) echo "size-ladder: unknown variant $v" >&2; exit 2 ;;
   esac
