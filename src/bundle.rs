@@ -152,10 +152,7 @@ pub enum ModelFormat {
 impl ModelFormat {
     /// The format a file's first bytes show.
     pub fn sniff(path: &Path) -> Result<ModelFormat> {
-        use std::io::Read;
-        let mut head = Vec::with_capacity(512);
-        std::fs::File::open(path).and_then(|f| f.take(512).read_to_end(&mut head)).map_err(|e| Error::io(path, e))?;
-        Ok(if crate::nnef::is_nnef(&head) { ModelFormat::Nnef } else { ModelFormat::Onnx })
+        Ok(if crate::nnef::is_nnef_file(path)? { ModelFormat::Nnef } else { ModelFormat::Onnx })
     }
 
     /// Lower-case name as written in manifests.

@@ -346,7 +346,7 @@ pub fn load_decluttered(path: &Path, options: &ModelOptions) -> Result<(TypedMod
     if options.batch_size == 0 {
         return Err(Error::new(ErrorKind::InvalidInput, "batch size must be at least 1"));
     }
-    if is_nnef_file(path)? {
+    if crate::nnef::is_nnef_file(path)? {
         return load_nnef(path, options);
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -363,11 +363,7 @@ pub fn load_decluttered(path: &Path, options: &ModelOptions) -> Result<(TypedMod
     let mut model = onnx.model_for_proto_model(&proto).map_err(|e| load_err(path, "cannot parse ONNX graph", e))?;
     drop(proto);
 
-    let inputs = model.input_outlets().map_err(|e| load_err(path, "bad inputs", e))?.to_vec();
-    if inputs.len() != 1 {
-        return Err(load_err(path, "unsupported model", format!("expected 1 image input, found {}", inputs.len())));
-    }
-    let input_name = model.node(inputs[0].node).name.clone();
+    let (input_name, output_names) = interface(&model, path)?;
     let fact = model.input_fact(0).map_err(|e| load_err(path, "bad input", e))?;
     let rank = fact.shape.rank().concretize().and_then(|r| usize::try_from(r).ok());
     let rank =
@@ -405,13 +401,6 @@ pub fn load_decluttered(path: &Path, options: &ModelOptions) -> Result<(TypedMod
     let mut full = vec![options.batch_size];
     full.extend_from_slice(&sample_shape);
     model.set_input_fact(0, f32::fact(&full).into()).map_err(|e| load_err(path, "cannot set input shape", e))?;
-
-    let output_names: Vec<String> = model
-        .output_outlets()
-        .map_err(|e| load_err(path, "bad outputs", e))?
-        .iter()
-        .map(|o| model.outlet_label(*o).map(str::to_owned).unwrap_or_else(|| model.node(o.node).name.clone()))
-        .collect();
     let metadata = model
         .properties
         .iter()
@@ -427,24 +416,32 @@ pub fn load_decluttered(path: &Path, options: &ModelOptions) -> Result<(TypedMod
     Ok((typed, ModelInfo { input_name, sample_shape, output_names, metadata }))
 }
 
-/// Whether the file is an NNEF archive (sniffed from its first 512 bytes, see
-/// [`crate::nnef::is_nnef`]); anything else is read as ONNX.
-fn is_nnef_file(path: &Path) -> Result<bool> {
-    use std::io::Read;
-    let mut head = Vec::with_capacity(512);
-    std::fs::File::open(path).and_then(|f| f.take(512).read_to_end(&mut head)).map_err(|e| Error::io(path, e))?;
-    Ok(crate::nnef::is_nnef(&head))
+/// The single input's name and the output names (outlet labels, else node names) of an ONNX
+/// (inference) or NNEF (typed) graph; more than one input is refused.
+fn interface<F, O>(model: &Graph<F, O>, path: &Path) -> Result<(String, Vec<String>)>
+where
+    F: Fact + Clone + 'static,
+    O: std::fmt::Debug + std::fmt::Display + AsRef<dyn Op> + AsMut<dyn Op> + Clone + 'static,
+{
+    let inputs = model.input_outlets().map_err(|e| load_err(path, "bad inputs", e))?;
+    if inputs.len() != 1 {
+        return Err(load_err(path, "unsupported model", format!("expected 1 image input, found {}", inputs.len())));
+    }
+    let input_name = model.node(inputs[0].node).name.clone();
+    let output_names = model
+        .output_outlets()
+        .map_err(|e| load_err(path, "bad outputs", e))?
+        .iter()
+        .map(|o| model.outlet_label(*o).map(str::to_owned).unwrap_or_else(|| model.node(o.node).name.clone()))
+        .collect();
+    Ok((input_name, output_names))
 }
 
 /// Loads an NNEF archive written by [`crate::nnef::write`] (batch 1, already decluttered once;
 /// decluttered again because reading re-expands a few ops).
 fn load_nnef(path: &Path, options: &ModelOptions) -> Result<(TypedModel, ModelInfo)> {
     let model = crate::nnef::read(path)?;
-    let inputs = model.input_outlets().map_err(|e| load_err(path, "bad inputs", e))?.to_vec();
-    if inputs.len() != 1 {
-        return Err(load_err(path, "unsupported model", format!("expected 1 image input, found {}", inputs.len())));
-    }
-    let input_name = model.node(inputs[0].node).name.clone();
+    let (input_name, output_names) = interface(&model, path)?;
     let fact = model.input_fact(0).map_err(|e| load_err(path, "bad input", e))?;
     let shape: Option<Vec<usize>> = fact.shape.as_concrete().map(<[usize]>::to_vec);
     let Some(shape) = shape else {
@@ -461,12 +458,6 @@ fn load_nnef(path: &Path, options: &ModelOptions) -> Result<(TypedModel, ModelIn
         ));
     }
     let sample_shape = shape[1..].to_vec();
-    let output_names: Vec<String> = model
-        .output_outlets()
-        .map_err(|e| load_err(path, "bad outputs", e))?
-        .iter()
-        .map(|o| model.outlet_label(*o).map(str::to_owned).unwrap_or_else(|| model.node(o.node).name.clone()))
-        .collect();
     let metadata = model
         .properties
         .iter()

@@ -35,6 +35,14 @@ pub fn is_nnef(bytes: &[u8]) -> bool {
     bytes.len() > 262 && &bytes[257..262] == b"ustar"
 }
 
+/// Whether the file at `path` is an NNEF archive, from its first 512 bytes ([`is_nnef`]).
+pub fn is_nnef_file(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(512);
+    std::fs::File::open(path).and_then(|f| f.take(512).read_to_end(&mut head)).map_err(|e| Error::io(path, e))?;
+    Ok(is_nnef(&head))
+}
+
 /// The NNEF framework with tract's core and ONNX extensions and this module's ops.
 pub fn framework() -> tract_nnef::framework::Nnef {
     tract_nnef::nnef().with_onnx().with_registry(registry())

@@ -403,31 +403,29 @@ fn an_int8_backbone_bundles_as_int8_and_classifies() {
     let dir = temp_dir("quant-bundle");
     // The demo backbone quantized, packaged with the demo's heads (their probe outputs are not
     // shipped, so only the backbone is bundled here: `bundle` takes no heads for that check).
+    // `panderm-tools bundle` of a backbone alone, in the default format; returns its stderr.
+    let bundle = |backbone: &Path, name: &str, out: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_panderm-tools"))
+            .args(["bundle", "--backbone"])
+            .arg(backbone)
+            .args(["--name", name, "--demo", "-o"])
+            .arg(dir.join(out))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
     let int8 = dir.join("demo.int8.onnx");
     quantize_file(&root().join("models/demo/backbone.onnx"), &int8, &quick(Scheme::StaticU8)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_panderm-tools"))
-        .args(["bundle", "--backbone"])
-        .arg(&int8)
-        .args(["--name", "int8-check", "--demo", "-o"])
-        .arg(dir.join("bundle"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    bundle(&int8, "int8-check", "bundle");
     let manifest = std::fs::read_to_string(dir.join("bundle/manifest.toml")).unwrap();
     assert!(manifest.contains("precision = \"int8\""), "{manifest}");
     assert!(manifest.contains("format = \"nnef\""), "static int8 is written as NNEF by default: {manifest}");
     // The dynamic scheme has no NNEF form: the default keeps ONNX and says why.
     let dynamic = dir.join("demo.dyn.onnx");
     quantize_file(&root().join("models/demo/backbone.onnx"), &dynamic, &quick(Scheme::Dynamic)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_panderm-tools"))
-        .args(["bundle", "--backbone"])
-        .arg(&dynamic)
-        .args(["--name", "dyn-check", "--demo", "-o"])
-        .arg(dir.join("bundle-dyn"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("keeping the backbone as ONNX"));
+    let stderr = bundle(&dynamic, "dyn-check", "bundle-dyn");
+    assert!(stderr.contains("keeping the backbone as ONNX"), "{stderr}");
     let manifest_dyn = std::fs::read_to_string(dir.join("bundle-dyn/manifest.toml")).unwrap();
     assert!(manifest_dyn.contains("file = \"backbone.onnx\"") && manifest_dyn.contains("format = \"onnx\""));
     assert!(!dir.join("bundle-dyn/backbone.nnef.tar").exists());
