@@ -76,6 +76,23 @@ pub enum Abstention {
         /// The floor.
         min_top_probability: f64,
     },
+    /// The model produced numbers that cannot back a decision (NaN/Inf in the backbone feature,
+    /// or a head's output that is not a probability distribution): the bundle is broken or
+    /// tampered, and no result of it may be shown.
+    ModelError {
+        /// Where: `backbone` or `head <name>`.
+        stage: String,
+        /// What was wrong, for people and the audit log.
+        detail: String,
+    },
+}
+
+impl Abstention {
+    /// Whether this is a [`Abstention::ModelError`] (the device should stop using the bundle),
+    /// rather than a refusal of this one image.
+    pub fn is_model_error(&self) -> bool {
+        matches!(self, Abstention::ModelError { .. })
+    }
 }
 
 impl Abstention {
@@ -92,6 +109,7 @@ impl Abstention {
                 probability * 100.0,
                 min_top_probability * 100.0
             ),
+            Abstention::ModelError { stage, detail } => format!("cannot assess: model error ({stage}: {detail})"),
         }
     }
 }
@@ -151,12 +169,26 @@ impl Centroids {
                 format!("{} values are not rows of width {dim}", rows.len()),
             ));
         }
+        // A NaN centroid would make every distance NaN, and a NaN distance is never "too far":
+        // the out-of-distribution rule would silently stop refusing anything.
+        if let Some(i) = rows.iter().position(|v| !v.is_finite()) {
+            return Err(Error::new(ErrorKind::InvalidInput, format!("centroid value {i} is {} (not finite)", rows[i])));
+        }
         Ok(Centroids { dim, rows })
     }
 
     /// Reads a `[K, D]` float32 `.npy`.
     pub fn read(path: &Path) -> Result<Centroids> {
-        let a = crate::npy::read_f32(path)?;
+        Centroids::from_npy(crate::npy::read_f32(path)?, path)
+    }
+
+    /// Parses the bytes of a `[K, D]` float32 `.npy` already in memory (a verified bundle file);
+    /// `path` names it in errors.
+    pub fn from_npy_bytes(bytes: &[u8], path: &Path) -> Result<Centroids> {
+        Centroids::from_npy(crate::npy::parse_f32_bytes(bytes, path)?, path)
+    }
+
+    fn from_npy(a: crate::npy::NpyF32, path: &Path) -> Result<Centroids> {
         if a.shape.len() != 2 {
             return Err(Error::new(
                 ErrorKind::InvalidInput,

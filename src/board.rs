@@ -29,6 +29,11 @@ pub const MAX_DISPLAY_SIDE: u32 = 8192;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Board {
+    /// Public keys (`panderm-tools keygen`'s `KEY.pub`) of whoever may sign the bundles this
+    /// device loads. When any is listed, unsigned bundles and bad signatures are refused
+    /// (see [`crate::signing`]). A relative path is relative to the profile file's folder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_keys: Vec<PathBuf>,
     /// Name and build target.
     pub board: BoardInfo,
     /// Processor.
@@ -238,9 +243,17 @@ impl Board {
 
     /// Reads and validates one profile file.
     pub fn from_file(path: &Path) -> Result<Board> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let board = Board::from_toml(&text)
+        let bytes = crate::bundle_file::read_regular(path, 1 << 20, "board profile")?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::new(ErrorKind::InvalidInput, format!("{}: not UTF-8 text", path.display())))?;
+        let mut board = Board::from_toml(&text)
             .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("{}: {}", path.display(), e.message())))?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        for k in &mut board.trusted_keys {
+            if k.is_relative() {
+                *k = base.join(&*k);
+            }
+        }
         if let Some(stem) = path.file_stem()
             && stem.to_string_lossy() != board.board.name
         {
@@ -264,6 +277,11 @@ impl Board {
         })?;
         board.validate()?;
         Ok(board)
+    }
+
+    /// The trusted keys this profile lists, read.
+    pub fn trust(&self) -> Result<crate::signing::Trust> {
+        crate::signing::Trust::read(&self.trusted_keys)
     }
 
     /// Checks every value and that the working set fits the memory budget.

@@ -8,8 +8,11 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::bundle_file::{caps, read_in_dir};
 use crate::error::{Error, ErrorKind, Result};
+use crate::manifest_range::check;
 use crate::preprocess::PreprocessConfig;
+use crate::signing::{SIGNATURE_FILE, SignatureStatus, Trust};
 
 /// The manifest's file name inside a bundle directory.
 pub const MANIFEST: &str = "manifest.toml";
@@ -252,7 +255,7 @@ pub fn sha256_reader(mut reader: impl std::io::Read) -> std::io::Result<String> 
         }
         h.update(&buf[..n]);
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex_lower(&h.finalize()))
 }
 
 /// SHA-256 of a file, lowercase hex.
@@ -283,8 +286,15 @@ impl Manifest {
                 format!("format {} is not supported (this runtime reads {FORMAT})", self.bundle.format),
             ));
         }
+        self.preprocess.validate().map_err(|e| invalid(dir, e))?;
         let b = &self.backbone;
         safe_relative(&b.file).map_err(|e| invalid(dir, format!("backbone.file: {e}")))?;
+        if b.dim == 0 || b.dim > MAX_DIM {
+            return Err(invalid(dir, format!("[backbone] dim = {} is outside [1, {MAX_DIM}]", b.dim)));
+        }
+        for (key, digest) in [("backbone.sha256", &b.sha256)] {
+            check_digest(key, digest).map_err(|e| invalid(dir, e))?;
+        }
         match b.kind {
             BackboneKind::Features => {
                 if b.labels.is_some() || b.task.is_some() || b.threshold.is_some() {
@@ -297,6 +307,7 @@ impl Manifest {
                 if labels.len() != b.dim {
                     return Err(invalid(dir, format!("backbone: {} labels for {} logits", labels.len(), b.dim)));
                 }
+                check_labels("backbone", labels).map_err(|e| invalid(dir, e))?;
                 check_task(dir, "backbone", b.task.unwrap_or(Task::Multiclass), labels.len(), b.threshold)?;
                 if !self.heads.is_empty() {
                     return Err(invalid(dir, "a classifier backbone cannot have heads"));
@@ -310,6 +321,11 @@ impl Manifest {
                 return Err(invalid(dir, format!("{what} appears twice")));
             }
             safe_relative(&h.file).map_err(|e| invalid(dir, format!("{what}: file: {e}")))?;
+            if h.name.trim().is_empty() {
+                return Err(invalid(dir, "a head has an empty name"));
+            }
+            check_digest(&format!("{what}: sha256"), &h.sha256).map_err(|e| invalid(dir, e))?;
+            check_labels(&what, &h.labels).map_err(|e| invalid(dir, e))?;
             if h.input_dim != b.dim {
                 return Err(invalid(
                     dir,
@@ -331,12 +347,64 @@ impl Manifest {
         self.compare.validate().map_err(|e| invalid(dir, e))?;
         if let Some(a) = &self.abstention {
             safe_relative(&a.centroids_file).map_err(|e| invalid(dir, format!("abstention.centroids_file: {e}")))?;
+            check_digest("abstention.centroids_sha256", &a.centroids_sha256).map_err(|e| invalid(dir, e))?;
             a.validate().map_err(|e| invalid(dir, e))?;
             if !self.heads.iter().any(|h| h.name == a.source_head) {
                 return Err(invalid(dir, format!("abstention.source_head `{}` is not a head", a.source_head)));
             }
         }
         Ok(())
+    }
+}
+
+/// Largest feature width or class count a manifest may declare (PanDerm Large: D = 1024).
+pub const MAX_DIM: usize = 65536;
+
+/// Largest `resize_shorter` / `crop` a manifest may declare (PanDerm: 256 / 224).
+pub const MAX_PREPROCESS_SIDE: u32 = 4096;
+
+impl PreprocessSpec {
+    /// Range checks: sizes in `[1, MAX_PREPROCESS_SIDE]`, crop no larger than the resize, mean
+    /// finite, std finite and positive (a zero std divides by zero: every pixel becomes ±inf or
+    /// NaN and every probability NaN).
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let side = 1.0..=f64::from(MAX_PREPROCESS_SIDE);
+        check("preprocess", "resize_shorter", f64::from(self.resize_shorter), side.clone(), "pixels")?;
+        check("preprocess", "crop", f64::from(self.crop), side, "pixels")?;
+        if self.crop > self.resize_shorter {
+            return Err(format!(
+                "[preprocess] crop = {} is larger than resize_shorter = {} (the centre crop must fit the resized image)",
+                self.crop, self.resize_shorter
+            ));
+        }
+        for (i, (&m, &s)) in self.mean.iter().zip(&self.std).enumerate() {
+            check("preprocess", &format!("mean[{i}]"), f64::from(m), -1e3..=1e3, "a finite channel mean")?;
+            check("preprocess", &format!("std[{i}]"), f64::from(s), 1e-6..=1e3, "a positive, finite channel std")?;
+        }
+        Ok(())
+    }
+}
+
+/// Labels must be non-empty (after trimming) and unique.
+fn check_labels(what: &str, labels: &[String]) -> std::result::Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, l) in labels.iter().enumerate() {
+        if l.trim().is_empty() {
+            return Err(format!("{what}: label {i} is empty"));
+        }
+        if !seen.insert(l.as_str()) {
+            return Err(format!("{what}: label `{l}` appears twice"));
+        }
+    }
+    Ok(())
+}
+
+/// A SHA-256 in the manifest: 64 lowercase hex digits.
+fn check_digest(key: &str, digest: &str) -> std::result::Result<(), String> {
+    if digest.len() == 64 && digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        Err(format!("{key} = \"{digest}\" is not a SHA-256 (64 lowercase hex digits)"))
     }
 }
 
@@ -387,14 +455,48 @@ pub struct FileCheck {
     pub file: String,
     /// Digest from the manifest.
     pub expected: String,
-    /// Digest of the file on disk (`None` if unreadable).
+    /// Digest of the file's bytes (`None` if it could not be read; see `problem`).
     pub actual: Option<String>,
+    /// Why the file could not be read (missing, not a regular file, too large, a link leaving
+    /// the bundle).
+    pub problem: Option<String>,
 }
 
 impl FileCheck {
     /// Whether the file is present and matches.
     pub fn ok(&self) -> bool {
         self.actual.as_deref() == Some(self.expected.as_str())
+    }
+}
+
+/// What kind of bundle file, for size caps and messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// The backbone model.
+    Backbone,
+    /// A task head model.
+    Head,
+    /// The abstention centroids (`.npy`).
+    Centroids,
+}
+
+impl FileKind {
+    /// The largest file of this kind that is read ([`crate::bundle_file::caps`]).
+    pub fn cap(self) -> u64 {
+        match self {
+            FileKind::Backbone => caps::BACKBONE,
+            FileKind::Head => caps::HEAD,
+            FileKind::Centroids => caps::CENTROIDS,
+        }
+    }
+
+    /// Name in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Backbone => "backbone",
+            FileKind::Head => "head model",
+            FileKind::Centroids => "centroids file",
+        }
     }
 }
 
@@ -408,67 +510,110 @@ pub struct Bundle {
     /// SHA-256 of `manifest.toml`: one digest that identifies the whole bundle, since the
     /// manifest holds every other file's digest.
     pub manifest_sha256: String,
+    /// Whether (and by whom) the manifest is signed.
+    pub signature: SignatureStatus,
 }
 
 impl Bundle {
-    /// Reads and validates the manifest (does not verify digests; see [`Bundle::open_verified`]).
+    /// Reads and validates the manifest with no trusted key configured (an unsigned bundle
+    /// loads; see [`Bundle::open_with`]). Does not verify file digests.
     pub fn open(dir: &Path) -> Result<Bundle> {
-        let path = dir.join(MANIFEST);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let manifest = Manifest::parse(&text, dir)?;
-        let manifest_sha256 = sha256_reader(text.as_bytes()).map_err(|e| Error::io(&path, e))?;
-        Ok(Bundle { dir: dir.to_owned(), manifest, manifest_sha256 })
+        Bundle::open_with(dir, &Trust::none())
     }
 
-    /// Opens the bundle and verifies every file's digest; fails on the first mismatch,
-    /// naming the file.
+    /// Reads `manifest.toml` (a regular file inside the bundle, at most
+    /// [`caps::MANIFEST`] bytes), checks its signature against `trust` **before parsing it**,
+    /// then parses and validates it. Does not verify the other files' digests: each is checked
+    /// when it is read ([`Bundle::read_verified`]).
+    pub fn open_with(dir: &Path, trust: &Trust) -> Result<Bundle> {
+        let bytes = read_in_dir(dir, MANIFEST, caps::MANIFEST, "manifest")?;
+        let signature = if crate::bundle_file::exists_in_dir(dir, SIGNATURE_FILE) {
+            Some(read_in_dir(dir, SIGNATURE_FILE, caps::SIGNATURE, "signature")?)
+        } else {
+            None
+        };
+        let status = trust.check(dir, &bytes, signature.as_deref())?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| invalid(dir, "the manifest is not UTF-8 text"))?;
+        let manifest = Manifest::parse(text, dir)?;
+        let manifest_sha256 = sha256_hex(&bytes);
+        Ok(Bundle { dir: dir.to_owned(), manifest, manifest_sha256, signature: status })
+    }
+
+    /// Opens the bundle (no trusted key) and verifies every file's digest; fails on the first
+    /// mismatch, naming the file.
     pub fn open_verified(dir: &Path) -> Result<Bundle> {
-        let b = Bundle::open(dir)?;
-        for c in b.check_files() {
-            if !c.ok() {
-                let path = b.dir.join(&c.file);
-                return Err(Error::new(
-                    ErrorKind::InvalidInput,
-                    match &c.actual {
-                        Some(a) => format!(
-                            "{}: SHA-256 mismatch (manifest {}, file {a}); the bundle was modified or corrupted, nothing was run",
-                            path.display(),
-                            c.expected
-                        ),
-                        None => format!("{}: missing or unreadable bundle file; nothing was run", path.display()),
-                    },
-                ));
+        Bundle::open_verified_with(dir, &Trust::none())
+    }
+
+    /// [`Bundle::open_with`], then reads every file once and verifies its digest and the
+    /// backbone's format; fails on the first problem, naming the file.
+    pub fn open_verified_with(dir: &Path, trust: &Trust) -> Result<Bundle> {
+        let b = Bundle::open_with(dir, trust)?;
+        for (file, expected, kind) in b.files() {
+            let bytes = b.read_verified(&file, &expected, kind)?;
+            if kind == FileKind::Backbone {
+                b.check_backbone_format(&bytes)?;
             }
         }
-        let bb = &b.manifest.backbone;
-        let path = b.dir.join(&bb.file);
-        let actual = ModelFormat::sniff(&path)?;
+        Ok(b)
+    }
+
+    /// Every file the manifest lists: (path relative to the bundle, expected SHA-256, kind).
+    pub fn files(&self) -> Vec<(String, String, FileKind)> {
+        let m = &self.manifest;
+        let mut files = vec![(m.backbone.file.clone(), m.backbone.sha256.clone(), FileKind::Backbone)];
+        files.extend(m.heads.iter().map(|h| (h.file.clone(), h.sha256.clone(), FileKind::Head)));
+        if let Some(a) = &m.abstention {
+            files.push((a.centroids_file.clone(), a.centroids_sha256.clone(), FileKind::Centroids));
+        }
+        files
+    }
+
+    /// Reads one bundle file once (a regular file inside the bundle, within its kind's size cap)
+    /// and checks its SHA-256 against `expected`: the bytes returned are the bytes verified, so
+    /// parse these and never open the file again by path.
+    pub fn read_verified(&self, file: &str, expected: &str, kind: FileKind) -> Result<Vec<u8>> {
+        let path = self.dir.join(file);
+        let bytes = read_in_dir(&self.dir, file, kind.cap(), kind.as_str())
+            .map_err(|e| Error::new(e.kind(), format!("{}; nothing was run", e.message())))?;
+        let actual = sha256_hex(&bytes);
+        if actual != expected {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "{}: SHA-256 mismatch (manifest {expected}, file {actual}); the bundle was modified or corrupted, nothing was run",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Checks the backbone's bytes against the manifest's `backbone.format`.
+    pub fn check_backbone_format(&self, bytes: &[u8]) -> Result<()> {
+        let bb = &self.manifest.backbone;
+        let actual = if crate::nnef::is_nnef(bytes) { ModelFormat::Nnef } else { ModelFormat::Onnx };
         if actual != bb.format {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 format!(
                     "{}: the manifest says backbone.format = \"{}\" but the file is {}; nothing was run",
-                    path.display(),
+                    self.dir.join(&bb.file).display(),
                     bb.format.as_str(),
                     actual.as_str()
                 ),
             ));
         }
-        Ok(b)
+        Ok(())
     }
 
-    /// Hashes every file listed in the manifest.
+    /// Reads and hashes every file listed in the manifest (for `info` and `verify`).
     pub fn check_files(&self) -> Vec<FileCheck> {
-        let mut files = vec![(self.manifest.backbone.file.clone(), self.manifest.backbone.sha256.clone())];
-        files.extend(self.manifest.heads.iter().map(|h| (h.file.clone(), h.sha256.clone())));
-        if let Some(a) = &self.manifest.abstention {
-            files.push((a.centroids_file.clone(), a.centroids_sha256.clone()));
-        }
-        files
+        self.files()
             .into_iter()
-            .map(|(file, expected)| {
-                let actual = sha256_file(&self.dir.join(&file)).ok();
-                FileCheck { file, expected, actual }
+            .map(|(file, expected, kind)| match read_in_dir(&self.dir, &file, kind.cap(), kind.as_str()) {
+                Ok(bytes) => FileCheck { actual: Some(sha256_hex(&bytes)), file, expected, problem: None },
+                Err(e) => FileCheck { actual: None, file, expected, problem: Some(e.message().to_owned()) },
             })
             .collect()
     }
@@ -477,4 +622,13 @@ impl Bundle {
     pub fn path_of(&self, file: &str) -> PathBuf {
         self.dir.join(file)
     }
+}
+
+/// SHA-256 of bytes in memory, lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex_lower(&Sha256::digest(bytes))
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

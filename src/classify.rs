@@ -7,12 +7,13 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::abstain::{Abstention, Centroids};
-use crate::bundle::{BackboneKind, Bundle, HeadRole, Task};
-use crate::engine::Model;
+use crate::bundle::{BackboneKind, Bundle, FileKind, HeadRole, Task};
+use crate::engine::{Model, ModelOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::preprocess::{PreprocessConfig, decode_bytes, preprocess_rgb};
 use crate::quality::{CheckResult, NOT_SKIN, QualityReport, QualityThresholds, assess};
 use crate::run_report::softmax;
+use crate::signing::{SignatureStatus, Trust};
 
 /// Largest top-k a report holds (fixed capacity, no allocation per head).
 pub const MAX_TOP_K: usize = 16;
@@ -107,13 +108,58 @@ pub struct Timings {
     pub total_ms: f64,
 }
 
+/// What a report amounts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// The model's result may be shown.
+    Assessed,
+    /// "Cannot assess" for this image (quality, out of distribution, low confidence): retake
+    /// or refer.
+    CannotAssess,
+    /// "Cannot assess (model error)": the model produced numbers that cannot back a decision;
+    /// the bundle is broken or tampered and should not be used.
+    ModelError,
+}
+
+impl Status {
+    /// The status of a report with this "cannot assess" reason.
+    pub fn of(cannot_assess: Option<&CannotAssess>) -> Status {
+        match cannot_assess {
+            None => Status::Assessed,
+            Some(c) if c.why.is_model_error() => Status::ModelError,
+            Some(_) => Status::CannotAssess,
+        }
+    }
+
+    /// The process exit code the CLI uses for this status: 0, [`EXIT_CANNOT_ASSESS`] or
+    /// [`EXIT_MODEL_ERROR`].
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Assessed => 0,
+            Status::CannotAssess => EXIT_CANNOT_ASSESS,
+            Status::ModelError => EXIT_MODEL_ERROR,
+        }
+    }
+}
+
+/// Exit code of `panderm classify` when an image got "cannot assess" (and no worse outcome).
+pub const EXIT_CANNOT_ASSESS: u8 = 4;
+/// Exit code of `panderm classify` when the model produced unusable numbers (NaN/Inf, or head
+/// outputs that are not probabilities).
+pub const EXIT_MODEL_ERROR: u8 = 5;
+
 /// The result for one image.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClassifyReport<'a> {
     /// The image path as given.
     pub image: String,
+    /// Whether a result may be shown (`assessed`), or why not.
+    pub status: Status,
     /// Bundle name and version.
     pub bundle: &'a str,
+    /// Whether (and by whom) the bundle's manifest is signed.
+    pub signature: &'a SignatureStatus,
     /// Demo notice, when the bundle is a demo.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<&'static str>,
@@ -185,11 +231,22 @@ fn ms(t: Instant) -> f64 {
 }
 
 impl Classifier {
-    /// Verifies every digest, then loads the backbone and heads.
+    /// [`Classifier::load_with`] with no trusted key configured (unsigned bundles load).
     pub fn load(dir: &Path) -> Result<Classifier> {
-        let bundle = Bundle::open_verified(dir)?;
+        Classifier::load_with(dir, &Trust::none())
+    }
+
+    /// Checks the manifest's signature against `trust` (before anything is parsed), then reads
+    /// each bundle file once, verifies its digest on the bytes read and loads the model from those
+    /// same bytes.
+    pub fn load_with(dir: &Path, trust: &Trust) -> Result<Classifier> {
+        let bundle = Bundle::open_with(dir, trust)?;
         let m = &bundle.manifest;
-        let backbone = Model::load(&bundle.path_of(&m.backbone.file))?;
+        let backbone = {
+            let bytes = bundle.read_verified(&m.backbone.file, &m.backbone.sha256, FileKind::Backbone)?;
+            bundle.check_backbone_format(&bytes)?;
+            Model::load_bytes(&bytes, &bundle.path_of(&m.backbone.file), &ModelOptions::default())?
+        };
         let backbone_output =
             backbone.output_names().iter().position(|n| *n == m.backbone.output).ok_or_else(|| {
                 Error::new(
@@ -209,7 +266,8 @@ impl Classifier {
             }),
             BackboneKind::Features => {
                 for h in &m.heads {
-                    let model = Model::load(&bundle.path_of(&h.file))?;
+                    let bytes = bundle.read_verified(&h.file, &h.sha256, FileKind::Head)?;
+                    let model = Model::load_bytes(&bytes, &bundle.path_of(&h.file), &ModelOptions::default())?;
                     if model.sample_shape() != [h.input_dim] {
                         return Err(Error::new(
                             ErrorKind::ModelLoad,
@@ -234,7 +292,8 @@ impl Classifier {
         }
         let centroids = match &m.abstention {
             Some(a) => {
-                let c = Centroids::read(&bundle.path_of(&a.centroids_file))?;
+                let bytes = bundle.read_verified(&a.centroids_file, &a.centroids_sha256, FileKind::Centroids)?;
+                let c = Centroids::from_npy_bytes(&bytes, &bundle.path_of(&a.centroids_file))?;
                 if c.dim() != m.backbone.dim {
                     return Err(Error::new(
                         ErrorKind::InvalidInput,
@@ -319,7 +378,9 @@ impl Classifier {
             let codes = blocking;
             return Ok(ClassifyReport {
                 image: image.to_string_lossy().into_owned(),
+                status: Status::CannotAssess,
                 bundle: &self.bundle_id,
+                signature: &self.bundle.signature,
                 notice: m.demo.then_some(DEMO_NOTICE),
                 image_sha256,
                 quality,
@@ -336,8 +397,34 @@ impl Classifier {
         let preprocess_ms = ms(t1);
         let t2 = Instant::now();
         let mut out = self.backbone.run(&[&tensor])?;
-        let feature = std::mem::take(&mut out[0][self.backbone_output].values);
+        let feature = out
+            .first_mut()
+            .and_then(|o| o.get_mut(self.backbone_output))
+            .map(|o| std::mem::take(&mut o.values))
+            .ok_or_else(|| Error::new(ErrorKind::Inference, "the backbone returned no output"))?;
         let backbone_ms = ms(t2);
+        let mut timings = Timings { decode_ms, quality_ms, preprocess_ms, backbone_ms, ..Timings::default() };
+        let model_error = |stage: String, detail: String, quality: QualityReport, mut timings: Timings| {
+            timings.total_ms = ms(t0);
+            let why = Abstention::ModelError { stage, detail };
+            ClassifyReport {
+                image: image.to_string_lossy().into_owned(),
+                status: Status::ModelError,
+                bundle: &self.bundle_id,
+                signature: &self.bundle.signature,
+                notice: m.demo.then_some(DEMO_NOTICE),
+                image_sha256: image_sha256.clone(),
+                quality,
+                cannot_assess: Some(why.into()),
+                ood_distance: None,
+                heads: Vec::new(),
+                feature: Vec::new(),
+                timings,
+            }
+        };
+        if let Some(detail) = non_finite(&feature, "feature") {
+            return Ok(model_error("backbone".into(), detail, quality, timings));
+        }
         let t3 = Instant::now();
         let mut heads = Vec::with_capacity(self.heads.len());
         let mut skin_failed = false;
@@ -345,8 +432,18 @@ impl Classifier {
             let th = Instant::now();
             let probs = match &h.model {
                 None => softmax(&feature),
-                Some(model) => model.run_samples(&[&feature])?.remove(0).remove(0).values,
+                Some(model) => model
+                    .run_samples(&[&feature])?
+                    .into_iter()
+                    .next()
+                    .and_then(|outputs| outputs.into_iter().next())
+                    .map(|o| o.values)
+                    .unwrap_or_default(),
             };
+            if let Some(detail) = not_a_distribution(&probs, h.labels.len()) {
+                timings.heads_ms = ms(t3);
+                return Ok(model_error(format!("head {}", h.name), detail, quality, timings));
+            }
             if h.role == HeadRole::SkinCheck {
                 // The learned not-skin check replaces the colour heuristic's verdict.
                 let p = f64::from(probs.get(1).copied().unwrap_or(0.0));
@@ -363,16 +460,19 @@ impl Classifier {
             }
             heads.push(self.head_result(h, probs, k));
         }
-        let heads_ms = ms(t3);
+        timings.heads_ms = ms(t3);
         let (ood_distance, mut cannot_assess) = self.abstention(&feature, &heads)?;
         if skin_failed && self.quality_blocks {
             // Same as the pre-backbone gate: no clinical answer for an image that is not skin.
             cannot_assess = Some(Abstention::Quality { codes: vec![NOT_SKIN.to_owned()] }.into());
             heads.clear();
         }
+        timings.total_ms = ms(t0);
         Ok(ClassifyReport {
             image: image.to_string_lossy().into_owned(),
+            status: Status::of(cannot_assess.as_ref()),
             bundle: &self.bundle_id,
+            signature: &self.bundle.signature,
             notice: m.demo.then_some(DEMO_NOTICE),
             image_sha256,
             quality,
@@ -380,7 +480,7 @@ impl Classifier {
             ood_distance,
             heads,
             feature,
-            timings: Timings { decode_ms, quality_ms, preprocess_ms, backbone_ms, heads_ms, total_ms: ms(t0) },
+            timings,
         })
     }
 
@@ -391,6 +491,14 @@ impl Classifier {
             Some(c) => Some(c.distance(feature)?),
             None => None,
         };
+        if let Some(d) = distance
+            && !d.is_finite()
+        {
+            // Unreachable with a finite feature and finite centroids (both checked); kept so a
+            // NaN distance can never read as "close enough".
+            let why = Abstention::ModelError { stage: "abstention".into(), detail: format!("distance is {d}") };
+            return Ok((distance, Some(why.into())));
+        }
         if let Some(d) = distance
             && d > spec.max_distance
         {
@@ -432,6 +540,39 @@ impl Classifier {
     }
 }
 
+/// `Some(description)` when `values` holds a NaN or an infinity.
+fn non_finite(values: &[f32], what: &str) -> Option<String> {
+    let bad = values.iter().filter(|v| !v.is_finite()).count();
+    (bad > 0).then(|| {
+        let first = values.iter().find(|v| !v.is_finite()).copied().unwrap_or(f32::NAN);
+        format!("{bad} of {} {what} values are not finite (first: {first})", values.len())
+    })
+}
+
+/// How far a probability may stray outside [0, 1], and a distribution's sum from 1: float32
+/// softmax rounding is ~1e-7 per class; 1e-3 leaves room for int8 heads and refuses any output
+/// that is not a probability distribution (logits, a tampered head).
+const PROBABILITY_TOLERANCE: f32 = 1e-3;
+
+/// `Some(description)` unless `probs` is a probability distribution over `classes` classes.
+fn not_a_distribution(probs: &[f32], classes: usize) -> Option<String> {
+    if probs.len() != classes {
+        return Some(format!("{} outputs for {classes} labels", probs.len()));
+    }
+    if let Some(d) = non_finite(probs, "probability") {
+        return Some(d);
+    }
+    let t = PROBABILITY_TOLERANCE;
+    if let Some(p) = probs.iter().find(|p| !(-t..=1.0 + t).contains(*p)) {
+        return Some(format!("output {p} is not a probability"));
+    }
+    let sum: f32 = probs.iter().sum();
+    if (sum - 1.0).abs() > t {
+        return Some(format!("probabilities sum to {sum}, not 1"));
+    }
+    None
+}
+
 /// The head whose decision a device shows: the first binary head with an operating threshold,
 /// else the first head.
 pub fn primary_head<'h, 'a>(heads: &'h [HeadResult<'a>]) -> Option<&'h HeadResult<'a>> {
@@ -453,6 +594,11 @@ impl ClassifyReport<'_> {
         }
         for w in self.quality.warnings() {
             s.push_str(&format!("  warning: {w}\n"));
+        }
+        if *self.signature == SignatureStatus::Unsigned {
+            s.push_str("  bundle: unsigned\n");
+        } else {
+            s.push_str(&format!("  bundle: {}\n", self.signature.describe()));
         }
         if let Some(c) = &self.cannot_assess {
             s.push_str(&format!("  => {}\n", c.message.to_uppercase()));
@@ -479,6 +625,26 @@ impl ClassifyReport<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_probability_distributions_pass() {
+        // (probabilities, classes, passes)
+        let cases: [(&[f32], usize, bool); 9] = [
+            (&[0.25, 0.75], 2, true),
+            (&[1.0, 0.0, 0.0], 3, true),
+            (&[0.5, 0.5], 3, false),
+            (&[f32::NAN, 0.5], 2, false),
+            (&[f32::INFINITY, 0.0], 2, false),
+            (&[1.5, -0.5], 2, false),
+            (&[0.4, 0.4], 2, false),
+            (&[3.0, -1.0], 2, false),
+            (&[], 0, false),
+        ];
+        for (p, k, ok) in cases {
+            assert_eq!(not_a_distribution(p, k).is_none(), ok && k > 0, "{p:?} over {k}");
+        }
+        assert!(non_finite(&[1.0, f32::NAN, f32::NEG_INFINITY], "x").unwrap().starts_with("2 of 3"));
+    }
 
     #[test]
     fn top_k_orders_and_truncates() {

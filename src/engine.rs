@@ -107,11 +107,20 @@ impl Model {
 
     /// Loads an ONNX image model with explicit options.
     pub fn load_with(path: &Path, options: &ModelOptions) -> Result<Model> {
-        let (typed, info) = load_decluttered(path, options)?;
-        let plan = typed
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| load_err(path, "cannot optimize the model for this CPU", e))?;
+        let bytes = read_model_file(path)?;
+        Model::load_bytes(&bytes, path, options)
+    }
+
+    /// Loads a model (ONNX or NNEF, told apart by content) from bytes already in memory — a
+    /// bundle file whose digest was checked on these very bytes. `path` names it in messages.
+    pub fn load_bytes(bytes: &[u8], path: &Path, options: &ModelOptions) -> Result<Model> {
+        let (typed, info) = load_decluttered_bytes(bytes, path, options)?;
+        let plan = guard(path, "cannot optimize the model for this CPU", || {
+            typed.into_optimized().and_then(|m| m.into_runnable())
+        })?;
+        if info.output_names.is_empty() {
+            return Err(load_err(path, "unsupported model", "it has no output"));
+        }
         Ok(Model {
             path: path.to_owned(),
             plan,
@@ -343,24 +352,52 @@ pub struct ModelInfo {
 /// the CPU — the form other tract runtimes (e.g. tract-cuda in the workstation tools)
 /// prepare from. [`Model::load_with`] optimizes it for the CPU.
 pub fn load_decluttered(path: &Path, options: &ModelOptions) -> Result<(TypedModel, ModelInfo)> {
+    let bytes = read_model_file(path)?;
+    load_decluttered_bytes(&bytes, path, options)
+}
+
+/// Reads a model file: a regular file of at most [`crate::bundle_file::caps::BACKBONE`] bytes.
+fn read_model_file(path: &Path) -> Result<Vec<u8>> {
+    crate::bundle_file::read_regular(path, crate::bundle_file::caps::BACKBONE, "model file").map_err(|e| {
+        Error::new(if e.kind() == ErrorKind::Io { ErrorKind::Io } else { ErrorKind::ModelLoad }, e.message())
+    })
+}
+
+/// Runs a tract parsing/analysis step so that neither its error nor a panic inside tract on a
+/// malformed model escapes as anything but a [`ErrorKind::ModelLoad`] error naming the file.
+/// (Builds with `panic = "abort"` cannot catch a panic: the pre-checks — [`crate::nnef::check_archive`],
+/// sizes, formats — are what keep files away from tract's known panics there.)
+fn guard<T>(path: &Path, what: &str, f: impl FnOnce() -> TractResult<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r.map_err(|e| load_err(path, what, format!("{e:#}"))),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(load_err(path, what, format!("tract failed on this file ({msg})")))
+        }
+    }
+}
+
+/// [`load_decluttered`] from bytes already in memory (ONNX or NNEF, told apart by content).
+pub fn load_decluttered_bytes(bytes: &[u8], path: &Path, options: &ModelOptions) -> Result<(TypedModel, ModelInfo)> {
     if options.batch_size == 0 {
         return Err(Error::new(ErrorKind::InvalidInput, "batch size must be at least 1"));
     }
-    if crate::nnef::is_nnef_file(path)? {
-        return load_nnef(path, options);
+    if crate::nnef::is_nnef(bytes) {
+        return load_nnef(bytes, path, options);
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     if bytes.is_empty() {
         return Err(load_err(path, "not an ONNX model", "the file is empty"));
     }
     // Declared output shapes use the symbolic batch `N`; we pin the batch, so they are
     // ignored (tract re-infers them).
     let onnx = tract_onnx::onnx().with_ignore_output_shapes(true).with_ignore_value_info(true);
-    let proto = onnx
-        .proto_model_for_read(&mut &bytes[..])
-        .map_err(|e| load_err(path, "not a valid ONNX file (truncated or corrupt?)", e))?;
-    drop(bytes);
-    let mut model = onnx.model_for_proto_model(&proto).map_err(|e| load_err(path, "cannot parse ONNX graph", e))?;
+    let proto =
+        guard(path, "not a valid ONNX file (truncated or corrupt?)", || onnx.proto_model_for_read(&mut &bytes[..]))?;
+    let mut model = guard(path, "cannot parse ONNX graph", || onnx.model_for_proto_model(&proto))?;
     drop(proto);
 
     let (input_name, output_names) = interface(&model, path)?;
@@ -409,10 +446,7 @@ pub fn load_decluttered(path: &Path, options: &ModelOptions) -> Result<(TypedMod
             Some((key.to_owned(), v.try_as_plain_ram().ok()?.to_scalar::<String>().ok()?.clone()))
         })
         .collect();
-    let typed = model
-        .into_typed()
-        .and_then(|m| m.into_decluttered())
-        .map_err(|e| load_err(path, "cannot analyse the model", e))?;
+    let typed = guard(path, "cannot analyse the model", || model.into_typed().and_then(|m| m.into_decluttered()))?;
     Ok((typed, ModelInfo { input_name, sample_shape, output_names, metadata }))
 }
 
@@ -439,8 +473,9 @@ where
 
 /// Loads an NNEF archive written by [`crate::nnef::write`] (batch 1, already decluttered once;
 /// decluttered again because reading re-expands a few ops).
-fn load_nnef(path: &Path, options: &ModelOptions) -> Result<(TypedModel, ModelInfo)> {
-    let model = crate::nnef::read(path)?;
+fn load_nnef(bytes: &[u8], path: &Path, options: &ModelOptions) -> Result<(TypedModel, ModelInfo)> {
+    crate::nnef::check_archive(bytes).map_err(|e| load_err(path, "refused NNEF archive", e))?;
+    let model = guard(path, "not a valid NNEF archive (truncated or corrupt?)", || crate::nnef::read_bytes(bytes))?;
     let (input_name, output_names) = interface(&model, path)?;
     let fact = model.input_fact(0).map_err(|e| load_err(path, "bad input", e))?;
     let shape: Option<Vec<usize>> = fact.shape.as_concrete().map(<[usize]>::to_vec);
@@ -467,7 +502,7 @@ fn load_nnef(path: &Path, options: &ModelOptions) -> Result<(TypedModel, ModelIn
             Some((key.to_owned(), crate::nnef::decode_metadata(value)))
         })
         .collect();
-    let typed = model.into_decluttered().map_err(|e| load_err(path, "cannot analyse the model", e))?;
+    let typed = guard(path, "cannot analyse the model", || model.into_decluttered())?;
     Ok((typed, ModelInfo { input_name, sample_shape, output_names, metadata }))
 }
 
@@ -478,7 +513,8 @@ pub fn convert_to_nnef(onnx: &Path, nnef: &Path) -> Result<()> {
     let options = ModelOptions::default();
     let (typed, info) = load_decluttered(onnx, &options)?;
     crate::nnef::write(&typed, nnef)?;
-    let (_, back) = load_nnef(nnef, &options)?;
+    let bytes = read_model_file(nnef)?;
+    let (_, back) = load_nnef(&bytes, nnef, &options)?;
     if back.input_name != info.input_name || back.output_names != info.output_names || back.metadata != info.metadata {
         let _ = std::fs::remove_file(nnef);
         return Err(load_err(

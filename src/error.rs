@@ -20,6 +20,11 @@ pub enum ErrorKind {
     Inference,
     /// A caller-supplied value is invalid (wrong tensor shape, bad option, …).
     InvalidInput,
+    /// A bundle's signature is missing, malformed or not made by a trusted key.
+    Untrusted,
+    /// The model ran but its output cannot be trusted (NaN/Inf, probabilities that are not
+    /// probabilities): the result is "cannot assess (model error)".
+    ModelOutput,
 }
 
 impl ErrorKind {
@@ -32,6 +37,8 @@ impl ErrorKind {
             ErrorKind::ModelLoad => "model-load",
             ErrorKind::Inference => "inference",
             ErrorKind::InvalidInput => "invalid-input",
+            ErrorKind::Untrusted => "untrusted",
+            ErrorKind::ModelOutput => "model-output",
         }
     }
 }

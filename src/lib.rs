@@ -23,6 +23,7 @@ pub mod batch;
 pub mod bench;
 pub mod board;
 pub mod bundle;
+pub mod bundle_file;
 pub mod classify;
 pub mod compare;
 pub mod device_view;
@@ -35,5 +36,6 @@ pub mod preprocess;
 pub mod quality;
 pub mod run_report;
 pub mod screen;
+pub mod signing;
 
 pub use error::{Error, ErrorKind, Result};

@@ -182,14 +182,83 @@ pub fn write(model: &TypedModel, path: &Path) -> Result<()> {
     done
 }
 
-/// Reads an NNEF archive into a typed model.
-pub fn read(path: &Path) -> Result<TypedModel> {
-    framework().model_for_path(path).map_err(|e| {
-        Error::new(
-            ErrorKind::ModelLoad,
-            format!("{}: not a valid NNEF archive (truncated or corrupt?): {e:#}", path.display()),
-        )
-    })
+/// Reads an NNEF archive held in memory into a typed model. Call [`check_archive`] first: tract's
+/// reader trusts the archive's layout (a nested `dir/graph.nnef` makes it panic).
+pub fn read_bytes(bytes: &[u8]) -> TractResult<TypedModel> {
+    let nnef = framework();
+    let proto = nnef.proto_model_for_read(&mut &bytes[..])?;
+    nnef.model_for_proto_model(&proto)
+}
+
+/// Largest `graph.nnef` / `graph.quant` text accepted (a PanDerm Large graph is ~200 KB).
+pub const MAX_GRAPH_TEXT: u64 = 16 << 20;
+
+/// Most entries an archive may hold (PanDerm Large: ~600 weight files).
+pub const MAX_ENTRIES: usize = 100_000;
+
+/// Checks an NNEF archive's layout before tract parses it, so that tract only ever sees the
+/// shape of archive [`write`] produces: a plain tar whose entries are directories or regular
+/// files with UTF-8, relative names of ordinary components (no `..`, no absolute paths, no
+/// hidden names, which tract would silently skip); exactly one `graph.nnef`, at the top level;
+/// at most one top-level `graph.quant`; every other file a `.dat` tensor; no nested archives
+/// (tract would load a `dir/graph.nnef` or a `*.nnef.tar` as a sub-model); text files within
+/// [`MAX_GRAPH_TEXT`]. Returns one line saying what is wrong.
+pub fn check_archive(bytes: &[u8]) -> std::result::Result<(), String> {
+    if !is_nnef(bytes) {
+        return Err("not a tar archive".into());
+    }
+    let mut archive = tar::Archive::new(bytes);
+    let entries = archive.entries().map_err(|e| format!("unreadable tar: {e}"))?;
+    let (mut graphs, mut quants, mut count) = (0usize, 0usize, 0usize);
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("unreadable tar entry: {e}"))?;
+        count += 1;
+        if count > MAX_ENTRIES {
+            return Err(format!("more than {MAX_ENTRIES} entries"));
+        }
+        let raw = entry.path_bytes();
+        let name = std::str::from_utf8(&raw).map_err(|_| "an entry name is not UTF-8".to_owned())?;
+        let name = name.strip_prefix("./").unwrap_or(name);
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            check_entry_name(name.trim_end_matches('/'))?;
+            continue;
+        }
+        if !(kind.is_file() || kind == tar::EntryType::Continuous) {
+            return Err(format!("entry `{name}` is a {kind:?}, not a regular file"));
+        }
+        check_entry_name(name)?;
+        let size = entry.header().size().map_err(|e| format!("entry `{name}`: bad size: {e}"))?;
+        let depth = name.split('/').count();
+        match name.rsplit('/').next().unwrap_or(name) {
+            "graph.nnef" if depth == 1 => graphs += 1,
+            "graph.quant" if depth == 1 => quants += 1,
+            "graph.nnef" | "graph.quant" => return Err(format!("nested graph `{name}` (sub-models are not accepted)")),
+            f if f.ends_with(".dat") => continue,
+            _ => return Err(format!("unexpected entry `{name}` (only graph.nnef, graph.quant and .dat tensors)")),
+        }
+        if size > MAX_GRAPH_TEXT {
+            return Err(format!("`{name}` has {size} bytes, more than {MAX_GRAPH_TEXT}"));
+        }
+    }
+    match (graphs, quants) {
+        (1, 0 | 1) => Ok(()),
+        (0, _) => Err("no graph.nnef".into()),
+        (_, q) if q > 1 => Err("graph.quant appears more than once".into()),
+        _ => Err("graph.nnef appears more than once".into()),
+    }
+}
+
+fn check_entry_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() || name.starts_with('/') {
+        return Err(format!("entry `{name}` is not a relative path"));
+    }
+    for part in name.split('/') {
+        if part.is_empty() || part.starts_with('.') || part.contains('\\') || part.chars().any(char::is_control) {
+            return Err(format!("entry `{name}` has a component `{part}` that is not a plain name"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -212,6 +281,56 @@ mod tests {
             assert!(!e.contains(['"', '\'', '\\', '\n']), "{e}");
             assert_eq!(decode_metadata(&e), v);
         }
+    }
+
+    fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            // set_path refuses `..`; write the raw name to build hostile archives.
+            let field = &mut h.as_old_mut().name;
+            field[..name.len()].copy_from_slice(name.as_bytes());
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn archive_layout_table() {
+        let g: &[u8] = b"version 1.0;";
+        // (entries, Ok or the error's fragment)
+        let cases: Vec<(Vec<(&str, &[u8])>, std::result::Result<(), &str>)> = vec![
+            (vec![("graph.nnef", g), ("w/a.dat", b"x")], Ok(())),
+            (vec![("graph.nnef", g), ("graph.quant", b"")], Ok(())),
+            (vec![("graph.nnef", g), ("a/graph.nnef", g)], Err("nested graph")),
+            (vec![("a/graph.nnef", g)], Err("nested graph")),
+            (vec![("w/a.dat", b"x")], Err("no graph.nnef")),
+            (vec![("graph.nnef", g), ("graph.nnef", g)], Err("more than once")),
+            (vec![("graph.nnef", g), ("../x.dat", b"x")], Err("not a plain name")),
+            (vec![("graph.nnef", g), ("/abs.dat", b"x")], Err("not a relative path")),
+            (vec![("graph.nnef", g), (".hidden.dat", b"x")], Err("not a plain name")),
+            (vec![("graph.nnef", g), ("sub.nnef.tar", b"x")], Err("unexpected entry")),
+        ];
+        for (i, (entries, want)) in cases.into_iter().enumerate() {
+            let got = check_archive(&tar_of(&entries));
+            match (got, want) {
+                (Ok(()), Ok(())) => {}
+                (Err(e), Err(frag)) => assert!(e.contains(frag), "case {i}: {e}"),
+                (g, w) => panic!("case {i}: got {g:?}, want {w:?}"),
+            }
+        }
+        assert!(check_archive(b"not a tar").is_err());
+    }
+
+    #[test]
+    fn a_nested_graph_is_refused_before_tract_sees_it() {
+        // tract 0.23.9 panics (an unwrap in its sub-model loader) on this archive.
+        let bytes = tar_of(&[("a/graph.nnef", b"this is not nnef")]);
+        assert!(check_archive(&bytes).unwrap_err().contains("nested graph"));
     }
 
     #[test]

@@ -25,6 +25,11 @@ pub fn read_f32(path: &Path) -> Result<NpyF32> {
     parse_f32(&bytes).map_err(|m| bad(path, m))
 }
 
+/// Parses the bytes of a `<f4` C-order `.npy` file already in memory; `path` names it in errors.
+pub fn parse_f32_bytes(bytes: &[u8], path: &Path) -> Result<NpyF32> {
+    parse_f32(bytes).map_err(|m| bad(path, m))
+}
+
 fn parse_f32(bytes: &[u8]) -> std::result::Result<NpyF32, String> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err("missing \\x93NUMPY magic".into());

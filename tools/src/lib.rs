@@ -24,6 +24,7 @@ pub mod probe;
 pub mod probe_report;
 pub mod pth_writer;
 pub mod quantize;
+pub mod sign;
 pub mod synth;
 pub mod synth_images;
 pub mod vit;

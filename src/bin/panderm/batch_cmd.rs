@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use panderm_edge::batch::{BatchConfig, BatchRunner, Progress, REPORT_HTML, RunSummary};
-use panderm_edge::classify::{Classifier, DEMO_NOTICE};
+use panderm_edge::classify::DEMO_NOTICE;
 
-use crate::{BoardArgs, fail};
+use crate::{BoardArgs, TrustArgs, fail, load_classifier};
 
 #[derive(clap::Args)]
 pub struct BatchArgs {
@@ -26,6 +26,8 @@ pub struct BatchArgs {
     top_k: usize,
     #[command(flatten)]
     board: BoardArgs,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// Keep polling the folder and process photos as they appear, until Ctrl-C. A file is
     /// processed once its size and modification time are unchanged between two polls.
     #[arg(long)]
@@ -82,22 +84,10 @@ fn print_run(summary: &RunSummary, args: &BatchArgs) {
 }
 
 pub fn batch(args: BatchArgs) -> ExitCode {
-    let board = match args.board.apply() {
-        Ok(b) => b,
-        Err(e) => return fail(e),
-    };
-    let classifier = match Classifier::load(&args.bundle) {
+    let (classifier, _board) = match load_classifier(&args.bundle, &args.board, &args.trust) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    if let Some(b) = &board {
-        let spec = &classifier.bundle().manifest.backbone;
-        match b.check_backbone(&spec.variant, spec.precision) {
-            Ok(Some(warning)) => eprintln!("warning: {warning}"),
-            Ok(None) => {}
-            Err(e) => return fail(e),
-        }
-    }
     let config = BatchConfig { input_dir: args.input.clone(), out_dir: args.out.clone(), top_k: args.top_k };
     let mut runner = match BatchRunner::open(&classifier, config) {
         Ok(r) => r,

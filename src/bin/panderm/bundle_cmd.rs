@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use panderm_edge::board::Board;
 use panderm_edge::bundle::Bundle;
+use panderm_edge::signing::Trust;
 
-use crate::fail;
+use crate::{TrustArgs, fail};
 
 #[derive(clap::Args)]
 pub struct InfoArgs {
@@ -15,6 +17,11 @@ pub struct InfoArgs {
     /// An ONNX model.
     #[arg(long)]
     model: Option<PathBuf>,
+    #[command(flatten)]
+    trust: TrustArgs,
+    /// Print the description as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -22,26 +29,59 @@ pub struct VerifyArgs {
     /// The bundle directory.
     #[arg(long)]
     bundle: PathBuf,
+    #[command(flatten)]
+    trust: TrustArgs,
+    /// Board profile whose `trusted_keys` apply (name or path).
+    #[arg(long)]
+    board: Option<String>,
 }
 
 pub fn info(args: InfoArgs) -> ExitCode {
     match (args.bundle, args.model) {
-        (Some(b), _) => bundle_info(&b),
+        (Some(b), _) => match args.trust.trust(None) {
+            Ok(trust) => bundle_info(&b, &trust, args.json),
+            Err(e) => fail(e),
+        },
         (None, Some(m)) => crate::run_cmd::model_info(&m),
         (None, None) => fail("give --bundle DIR or --model FILE"),
     }
 }
 
 pub fn verify(args: VerifyArgs) -> ExitCode {
-    verify_dir(&args.bundle)
+    let board = match args.board.as_deref().map(Board::resolve).transpose() {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    match args.trust.trust(board.as_ref()) {
+        Ok(trust) => verify_dir(&args.bundle, &trust),
+        Err(e) => fail(e),
+    }
 }
 
-fn bundle_info(dir: &std::path::Path) -> ExitCode {
-    let b = match Bundle::open(dir) {
+fn bundle_info(dir: &std::path::Path, trust: &Trust, json: bool) -> ExitCode {
+    let b = match Bundle::open_with(dir, trust) {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
     let m = &b.manifest;
+    let checks = b.check_files();
+    let bad = checks.iter().filter(|c| !c.ok()).count();
+    if json {
+        let files: Vec<_> =
+            checks.iter().map(|c| serde_json::json!({"file": c.file, "ok": c.ok(), "problem": c.problem})).collect();
+        let v = serde_json::json!({
+            "bundle": {"name": m.bundle.name, "version": m.bundle.version, "demo": m.bundle.demo},
+            "manifest_sha256": b.manifest_sha256,
+            "signature": b.signature,
+            "signed": b.signature.key_id().is_some(),
+            "backbone": m.backbone,
+            "heads": m.heads.iter().map(|h| &h.name).collect::<Vec<_>>(),
+            "verified": bad == 0,
+            "files": files,
+        });
+        println!("{v}");
+        return ExitCode::SUCCESS;
+    }
     println!(
         "bundle:    {} {}{}",
         m.bundle.name,
@@ -52,6 +92,7 @@ fn bundle_info(dir: &std::path::Path) -> ExitCode {
         println!("           {}", m.bundle.description);
     }
     println!("created:   {}", m.bundle.created_by);
+    println!("signature: {}", b.signature.describe());
     println!(
         "backbone:  {} ({} {}, {:?}, output `{}` [{}], source sha256 {})",
         m.backbone.file,
@@ -66,8 +107,6 @@ fn bundle_info(dir: &std::path::Path) -> ExitCode {
         let thr = h.threshold.map(|t| format!(", threshold {t}")).unwrap_or_default();
         println!("head:      {} -> {} ({:?}, labels {}{thr})", h.name, h.file, h.task, h.labels.join("/"));
     }
-    let checks = b.check_files();
-    let bad = checks.iter().filter(|c| !c.ok()).count();
     println!(
         "verified:  {}",
         if bad == 0 {
@@ -79,27 +118,38 @@ fn bundle_info(dir: &std::path::Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn verify_dir(dir: &std::path::Path) -> ExitCode {
-    let b = match Bundle::open(dir) {
+fn verify_dir(dir: &std::path::Path, trust: &Trust) -> ExitCode {
+    let b = match Bundle::open_with(dir, trust) {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
+    println!("signature: {}", b.signature.describe());
     let mut bad = 0;
+    let mut first_problem = None;
     for c in b.check_files() {
-        let status = match &c.actual {
-            Some(_) if c.ok() => "ok".to_owned(),
-            Some(a) => format!("MISMATCH (file {a})"),
-            None => "MISSING".to_owned(),
+        let status = match (&c.actual, &c.problem) {
+            (Some(_), _) if c.ok() => "ok".to_owned(),
+            (Some(a), _) => format!("MISMATCH (file {a})"),
+            (None, Some(p)) => format!("REFUSED ({p})"),
+            (None, None) => "MISSING".to_owned(),
         };
         if !c.ok() {
             bad += 1;
+            first_problem.get_or_insert_with(|| format!("{}: {status}", c.file));
         }
         println!("{:<40} {} {status}", c.file, c.expected);
     }
     if bad == 0 {
+        // The digests match; now check that every model parses as what the manifest says, so
+        // that `verify` passing means `classify` will load (a crafted archive with a matching
+        // digest is refused here, not at the first patient).
+        if let Err(e) = panderm_edge::classify::Classifier::load_with(dir, trust) {
+            return fail(format!("{}: the files match their digests but do not load: {e}", dir.display()));
+        }
         println!("bundle verified");
         ExitCode::SUCCESS
     } else {
-        fail(format!("{}: {bad} file(s) failed verification", dir.display()))
+        let first = first_problem.unwrap_or_default();
+        fail(format!("{}: {bad} file(s) failed verification (first: {first})", dir.display()))
     }
 }

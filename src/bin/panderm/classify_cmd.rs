@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use panderm_edge::audit_log::{AuditLog, AuditLogConfig};
 use panderm_edge::board::Board;
-use panderm_edge::classify::{Classifier, ClassifyReport};
-use panderm_edge::device_view::{ScreenData, audit_record};
+use panderm_edge::classify::{ClassifyReport, EXIT_CANNOT_ASSESS, EXIT_MODEL_ERROR, Status};
+use panderm_edge::device_view::{ScreenData, audit_error_record, audit_record};
 use panderm_edge::screen::{self, Framebuffer};
 
-use crate::{BoardArgs, fail};
+use crate::{BoardArgs, TrustArgs, fail, load_classifier};
 
 #[derive(clap::Args)]
 pub struct ClassifyArgs {
@@ -25,6 +25,8 @@ pub struct ClassifyArgs {
     top_k: usize,
     #[command(flatten)]
     board: BoardArgs,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// Run the model even when the image-quality gate fails (the failures are still reported).
     /// For re-evaluating research datasets with small or synthetic images; never for patients.
     #[arg(long)]
@@ -47,18 +49,13 @@ pub struct ClassifyArgs {
     images: Vec<PathBuf>,
 }
 
+/// Exit codes: 0 every image assessed; 4 ([`EXIT_CANNOT_ASSESS`]) some image got "cannot
+/// assess"; 1 an error (unreadable image, refused bundle, audit log not writable); 5
+/// ([`EXIT_MODEL_ERROR`]) the model produced unusable numbers — the worst outcome wins.
 pub fn classify(args: ClassifyArgs) -> ExitCode {
-    let board = match args.board.apply() {
-        Ok(b) => b,
-        Err(e) => return fail(e),
-    };
     if (args.screen.is_some() || args.fbdev.is_some()) && args.images.len() != 1 {
         return fail("--screen and --fbdev show one result: give exactly one image");
     }
-    let screen_size = match screen_size(args.screen_size.as_deref(), board.as_ref()) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
     let audit_path = args.audit_log.clone().or_else(|| std::env::var_os("PANDERM_AUDIT_LOG").map(PathBuf::from));
     if let Some(dir) = audit_path.as_deref().and_then(Path::parent).filter(|d| !d.as_os_str().is_empty())
         && let Err(e) = std::fs::create_dir_all(dir)
@@ -69,48 +66,113 @@ pub fn classify(args: ClassifyArgs) -> ExitCode {
         Ok(a) => a,
         Err(e) => return fail(e),
     };
-    let mut classifier = match Classifier::load(&args.bundle) {
+    let board_name = args.board.board.clone();
+    let (mut classifier, board) = match load_classifier(&args.bundle, &args.board, &args.trust) {
         Ok(c) => c,
+        Err(e) => {
+            // A refused bundle is evidence too: log it before saying so.
+            if let Some(log) = &audit {
+                let record = audit_error_record("bundle-refused", None, None, &args.bundle, board_name.as_deref(), &e);
+                if let Err(le) = log.append(&record) {
+                    eprintln!("error: audit log: {le}");
+                }
+            }
+            return fail(e);
+        }
+    };
+    let screen_size = match screen_size(args.screen_size.as_deref(), board.as_ref()) {
+        Ok(s) => s,
         Err(e) => return fail(e),
     };
     classifier.set_quality_gate_blocks(!args.no_quality_gate);
-    if let Some(b) = &board {
-        let spec = &classifier.bundle().manifest.backbone;
-        match b.check_backbone(&spec.variant, spec.precision) {
-            Ok(Some(warning)) => eprintln!("warning: {warning}"),
-            Ok(None) => {}
-            Err(e) => return fail(e),
-        }
-    }
-    let mut failures = 0usize;
+    let board_name = board.as_ref().map(|b| b.board.name.as_str());
+    let mut outcome = Outcome::default();
     for path in &args.images {
         match classifier.classify(path, args.top_k) {
             Ok(report) => {
+                // The record is on disk before anyone sees the result; a result that could not
+                // be logged is not shown.
+                if let Some(log) = &audit
+                    && let Err(e) = log.append(&audit_record(&report, classifier.bundle(), board_name))
+                {
+                    eprintln!("error: audit log: {e}; the result for {} is withheld", path.display());
+                    outcome.failed();
+                    continue;
+                }
+                outcome.status(report.status);
                 if args.json {
                     println!("{}", serde_json::to_string(&report).expect("reports always serialise"));
                 } else {
                     print!("{}", report.human());
                 }
-                if let Some(log) = &audit {
-                    let record =
-                        audit_record(&report, classifier.bundle(), board.as_ref().map(|b| b.board.name.as_str()));
-                    if let Err(e) = log.append(&record) {
-                        eprintln!("error: audit log: {e}");
-                        failures += 1;
-                    }
-                }
                 if let Err(e) = show(&report, args.screen.as_deref(), screen_size, args.fbdev.as_deref()) {
                     eprintln!("error: {e}");
-                    failures += 1;
+                    outcome.failed();
                 }
             }
             Err(e) => {
+                if let Some(log) = &audit {
+                    let image = path.to_string_lossy();
+                    let record = audit_error_record(
+                        "classify-error",
+                        Some(&image),
+                        Some(classifier.bundle()),
+                        &args.bundle,
+                        board_name,
+                        &e,
+                    );
+                    if let Err(le) = log.append(&record) {
+                        eprintln!("error: audit log: {le}");
+                    }
+                }
+                if args.json {
+                    let line = serde_json::json!({
+                        "image": path.to_string_lossy(),
+                        "status": "error",
+                        "error": {"kind": e.kind().as_str(), "message": e.message()},
+                    });
+                    println!("{line}");
+                }
                 eprintln!("error: {e}");
-                failures += 1;
+                outcome.failed();
             }
         }
     }
-    if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    outcome.exit_code()
+}
+
+/// The worst outcome over all images.
+#[derive(Default)]
+struct Outcome {
+    model_error: bool,
+    failed: bool,
+    cannot_assess: bool,
+}
+
+impl Outcome {
+    fn status(&mut self, s: Status) {
+        match s {
+            Status::Assessed => {}
+            Status::CannotAssess => self.cannot_assess = true,
+            Status::ModelError => self.model_error = true,
+        }
+    }
+
+    fn failed(&mut self) {
+        self.failed = true;
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        if self.model_error {
+            ExitCode::from(EXIT_MODEL_ERROR)
+        } else if self.failed {
+            ExitCode::FAILURE
+        } else if self.cannot_assess {
+            ExitCode::from(EXIT_CANNOT_ASSESS)
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
 }
 
 /// The --screen size: explicit, else the board's display, else 480x320.

@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use panderm_edge::classify::Classifier;
 use panderm_edge::compare::compare;
 
-use crate::{BoardArgs, fail};
+use crate::{BoardArgs, TrustArgs, fail, load_classifier};
 
 #[derive(clap::Args)]
 pub struct CompareArgs {
@@ -18,6 +17,8 @@ pub struct CompareArgs {
     json: bool,
     #[command(flatten)]
     board: BoardArgs,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// The earlier capture.
     before: PathBuf,
     /// The later capture.
@@ -27,10 +28,7 @@ pub struct CompareArgs {
 /// Exit 0 when nothing exceeds the bundle's limits, 3 when the pair is flagged for review,
 /// 1 on errors.
 pub fn compare_cmd(args: CompareArgs) -> ExitCode {
-    if let Err(e) = args.board.apply() {
-        return fail(e);
-    }
-    let classifier = match Classifier::load(&args.bundle) {
+    let (classifier, _board) = match load_classifier(&args.bundle, &args.board, &args.trust) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };

@@ -12,8 +12,12 @@ mod run_cmd;
 
 use std::process::ExitCode;
 
+use std::path::{Path, PathBuf};
+
 use clap::{Parser, Subcommand};
 use panderm_edge::board::Board;
+use panderm_edge::classify::Classifier;
+use panderm_edge::signing::Trust;
 
 #[derive(Parser)]
 #[command(
@@ -101,4 +105,45 @@ impl BoardArgs {
     pub fn threads_in_effect(&self, board: Option<&Board>) -> usize {
         self.threads.or(board.map(|b| b.cpu.threads as usize)).unwrap_or(1)
     }
+}
+
+/// `--trusted-key`, shared by every command that opens a bundle.
+#[derive(clap::Args, Debug, Default)]
+pub struct TrustArgs {
+    /// Public key (`KEY.pub` from `panderm-tools keygen`) allowed to sign bundles; repeatable.
+    /// With any trusted key (here or in the board profile's `trusted_keys`), an unsigned bundle or
+    /// a bad signature is refused before any model byte is parsed.
+    #[arg(long = "trusted-key", value_name = "KEY.pub")]
+    pub trusted_keys: Vec<PathBuf>,
+}
+
+impl TrustArgs {
+    /// The keys given here plus the board profile's.
+    pub fn trust(&self, board: Option<&Board>) -> panderm_edge::Result<Trust> {
+        let mut trust = Trust::read(&self.trusted_keys)?;
+        if let Some(b) = board {
+            trust.extend(b.trust()?);
+        }
+        Ok(trust)
+    }
+}
+
+/// What every classifying command does first: apply the board profile (threads), collect the
+/// trusted keys, load the bundle (signature checked before anything is parsed, every file
+/// verified), and check the bundle's backbone against the board (warnings printed).
+pub fn load_classifier(
+    bundle: &Path,
+    board_args: &BoardArgs,
+    trust_args: &TrustArgs,
+) -> panderm_edge::Result<(Classifier, Option<Board>)> {
+    let board = board_args.apply()?;
+    let trust = trust_args.trust(board.as_ref())?;
+    let classifier = Classifier::load_with(bundle, &trust)?;
+    if let Some(b) = &board {
+        let spec = &classifier.bundle().manifest.backbone;
+        if let Some(warning) = b.check_backbone(&spec.variant, spec.precision)? {
+            eprintln!("warning: {warning}");
+        }
+    }
+    Ok((classifier, board))
 }

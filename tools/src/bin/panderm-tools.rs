@@ -285,9 +285,32 @@ enum Command {
         /// auto (nnef when tract can write the graph as NNEF, else onnx).
         #[arg(long, value_enum, default_value_t = BackboneFormat::Auto)]
         format: BackboneFormat,
+        /// Sign the bundle with this secret key (`keygen` output): writes manifest.sig. Devices
+        /// configured with the matching KEY.pub refuse bundles it did not sign.
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
         /// Output directory (must be empty or absent).
         #[arg(short, long)]
         output: PathBuf,
+    },
+    /// Generate an Ed25519 bundle-signing key pair: KEY (secret, mode 0600) and KEY.pub (give it to
+    /// devices: `panderm … --trusted-key KEY.pub` or a board's `trusted_keys`).
+    Keygen {
+        /// The secret key file to write (KEY.pub is written beside it); never overwritten.
+        #[arg(short, long, value_name = "KEY")]
+        output: PathBuf,
+        /// A comment stored in KEY.pub (who owns the key).
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Sign an existing bundle (it must verify and load first): writes DIR/manifest.sig.
+    Sign {
+        /// The bundle directory.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// The secret key file (`keygen` output).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
     },
     /// Quantize a PanDerm export to int8 (MatMulInteger) and report its accuracy against fp32.
     ///
@@ -495,8 +518,13 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
             no_abstention,
             skin_head,
             format,
+            sign,
             output,
         } => {
+            if let Some(key) = &sign {
+                // Refuse an unreadable key before writing anything.
+                panderm_edge::signing::SecretKey::read(key)?;
+            }
             let find = |n: &str| thresholds.iter().find(|(k, _)| k == n).map(|(_, t)| *t);
             let find_labels = |n: &str| labels.iter().find(|(k, _)| k == n).map(|(_, l)| l.clone());
             let classifier_name = task_name.clone().unwrap_or_else(|| "classifier".into());
@@ -543,6 +571,27 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
                 m.backbone.format.as_str(),
                 m.heads.len()
             );
+            if let Some(key) = &sign {
+                match panderm_tools::sign::sign_bundle(&output, key) {
+                    Ok(id) => println!("signed {} with key {id}", output.display()),
+                    Err(e) => {
+                        let _ = std::fs::remove_dir_all(&output);
+                        return Err(format!("{e} (the bundle was removed)").into());
+                    }
+                }
+            }
+        }
+        Command::Keygen { output, comment } => {
+            let id = panderm_tools::sign::keygen(&output, &comment)?;
+            println!(
+                "wrote secret key {} (keep it private) and public key {} (key id {id})",
+                output.display(),
+                panderm_tools::sign::public_path(&output).display()
+            );
+        }
+        Command::Sign { bundle, key } => {
+            let id = panderm_tools::sign::sign_bundle(&bundle, &key)?;
+            println!("signed {} with key {id}", bundle.display());
         }
         Command::Quantize { model, output, calibration, images, eval, bundle, heads, scheme, percentiles, quiet } => {
             let opts = QuantizeOptions {
