@@ -336,7 +336,8 @@ impl Classifier {
     /// bundle's abstention rule.
     pub fn classify(&self, image: &Path, k: usize) -> Result<ClassifyReport<'_>> {
         let t0 = Instant::now();
-        let bytes = std::fs::read(image).map_err(|e| Error::io(image, e))?;
+        // A regular file within the decode limits' byte cap, checked before it is read.
+        let bytes = crate::preprocess::read_image_file(image, self.preprocess.limits)?;
         let image_sha256 = image_digest(image, &bytes)?;
         self.classify_read(image, bytes, image_sha256, k, t0)
     }

@@ -88,7 +88,23 @@ fn cases() -> Vec<(&'static str, ScreenReport<'static>)> {
         model: "panderm-isic-2019-finetuned-large-backbone 1.2.0-rc.3+build.20250101",
         ..refer
     };
-    vec![("refer", refer), ("monitor", monitor), ("cannot_assess", cannot_assess), ("demo", demo), ("long", long)]
+    // A bundle whose model produced NaN (issue 12): the "cannot assess" screen with the model-error
+    // sentence exactly as classify words it; never a decision banner.
+    let model_error = ScreenReport {
+        primary: None,
+        differential: None,
+        abstain: Some("cannot assess: model error (backbone: 768 of 768 feature values are not finite (first: NaN))"),
+        warnings: &[],
+        ..refer
+    };
+    vec![
+        ("refer", refer),
+        ("monitor", monitor),
+        ("cannot_assess", cannot_assess),
+        ("demo", demo),
+        ("long", long),
+        ("model_error", model_error),
+    ]
 }
 
 fn snapshot_dir() -> PathBuf {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use panderm_edge::classify::EXIT_MODEL_ERROR;
 use panderm_edge::engine::{Model, ModelOptions};
 use panderm_edge::preprocess::{PreprocessConfig, preprocess_file};
 use panderm_edge::run_report::{RunRecord, human_summary};
@@ -47,6 +48,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     }
     let cfg = PreprocessConfig { apply_exif_orientation: args.exif_orientation, ..PreprocessConfig::default() };
     let mut failures = 0usize;
+    let mut model_error = false;
     for path in &args.images {
         let shown = path.to_string_lossy();
         let t0 = Instant::now();
@@ -65,6 +67,14 @@ pub fn run(args: RunArgs) -> ExitCode {
         match result {
             Ok(mut per_image) => {
                 let outputs = per_image.remove(0);
+                if let Some(o) = outputs.iter().find(|o| o.values.iter().any(|v| !v.is_finite())) {
+                    // Raw outputs are printed for inspection, but never pass as a result.
+                    eprintln!(
+                        "error: {shown}: output `{}` holds NaN or Inf: the model is broken (exit {EXIT_MODEL_ERROR})",
+                        o.name
+                    );
+                    model_error = true;
+                }
                 if args.json {
                     println!("{}", RunRecord::new(&shown, &outputs).to_json_line());
                 } else {
@@ -77,7 +87,13 @@ pub fn run(args: RunArgs) -> ExitCode {
             }
         }
     }
-    if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if model_error {
+        ExitCode::from(EXIT_MODEL_ERROR)
+    } else if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// `panderm info --model FILE`.
