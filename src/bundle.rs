@@ -574,8 +574,17 @@ impl Bundle {
     /// parse these and never open the file again by path.
     pub fn read_verified(&self, file: &str, expected: &str, kind: FileKind) -> Result<Vec<u8>> {
         let path = self.dir.join(file);
-        let bytes = read_in_dir(&self.dir, file, kind.cap(), kind.as_str())
-            .map_err(|e| Error::new(e.kind(), format!("{}; nothing was run", e.message())))?;
+        let bytes = read_in_dir(&self.dir, file, kind.cap(), kind.as_str()).map_err(|e| {
+            let msg = match e.kind() {
+                ErrorKind::Io => format!(
+                    "{}: missing or unreadable bundle file ({}); nothing was run",
+                    path.display(),
+                    e.message().rsplit(": ").next().unwrap_or("")
+                ),
+                _ => format!("{}; nothing was run", e.message()),
+            };
+            Error::new(e.kind(), msg)
+        })?;
         let actual = sha256_hex(&bytes);
         if actual != expected {
             return Err(Error::new(

@@ -474,7 +474,8 @@ where
 /// Loads an NNEF archive written by [`crate::nnef::write`] (batch 1, already decluttered once;
 /// decluttered again because reading re-expands a few ops).
 fn load_nnef(bytes: &[u8], path: &Path, options: &ModelOptions) -> Result<(TypedModel, ModelInfo)> {
-    crate::nnef::check_archive(bytes).map_err(|e| load_err(path, "refused NNEF archive", e))?;
+    crate::nnef::check_archive(bytes)
+        .map_err(|e| load_err(path, "not a valid NNEF archive (refused before parsing)", e))?;
     let model = guard(path, "not a valid NNEF archive (truncated or corrupt?)", || crate::nnef::read_bytes(bytes))?;
     let (input_name, output_names) = interface(&model, path)?;
     let fact = model.input_fact(0).map_err(|e| load_err(path, "bad input", e))?;
