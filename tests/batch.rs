@@ -371,3 +371,231 @@ fn unreadable_state_lines_are_redone() {
     assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Untrusted inputs: file names, earlier results, oversized files (issue 12).
+
+/// A sparse file of `len` bytes (no disk space used): an "image" larger than the decode limit.
+fn sparse_file(path: &Path, len: u64) {
+    let f = std::fs::File::create(path).unwrap();
+    f.set_len(len).unwrap();
+}
+
+/// A text cell of results.csv as a spreadsheet would see it: `'` + value when the value starts
+/// with a character a spreadsheet reads as a formula (OWASP CSV injection), else the value.
+fn neutralised(value: &str) -> String {
+    let first = value.trim_start_matches([' ', '\t', '\r', '\n']).chars().next();
+    let starts_trigger = value.starts_with(['\t', '\r']) || matches!(first, Some('=' | '+' | '-' | '@'));
+    if starts_trigger { format!("'{value}") } else { value.to_owned() }
+}
+
+#[test]
+fn csv_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised() {
+    let dir = temp_dir("batch-csv-injection");
+    let (input, out) = (dir.join("in"), dir.join("out"));
+    std::fs::create_dir_all(&input).unwrap();
+    // Attacker-controlled file names (a USB stick) and labels (an unsigned bundle).
+    let names = [
+        "=HYPERLINK(\"http:evil.example\",\"click\").jpg",
+        "+cmd.jpg",
+        "-2+3.jpg",
+        "@SUM(A1).jpg",
+        "\tTAB.jpg",
+        "\rCR.jpg",
+        " =padded.jpg",
+        "plain.jpg",
+    ];
+    for n in names {
+        std::fs::copy(photo(), input.join(n)).unwrap();
+    }
+    let bundle = copy_bundle("batch-csv-injection-bundle");
+    edit_manifest(&bundle, |m| {
+        m.replace("\"dark_irregular\"", "\"=cmd|' /C calc'!A0\"").replace("\"brown\"", "\"-brown\"")
+    });
+    let o = panderm_command()
+        .args(["batch", "--bundle"])
+        .arg(&bundle)
+        .arg("--out")
+        .arg(&out)
+        .arg(&input)
+        .output()
+        .expect("run panderm");
+    let stdout = ok_stdout(&o);
+    assert!(stdout.contains("8 processed, 8 new, 0 failed"), "{stdout}");
+
+    let text = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let csv = parse_csv(&text);
+    let header = &csv[0];
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let mut want: Vec<&str> = names.to_vec();
+    want.sort();
+    let rows = &csv[1..];
+    assert_eq!(rows.len(), want.len());
+    let lines = jsonl(&out);
+    for ((r, name), v) in rows.iter().zip(&want).zip(&lines) {
+        assert_eq!(v["file"], *name, "results.jsonl keeps the real name");
+        assert_eq!(r[col("file")], neutralised(name), "file cell of {name:?}");
+        for (i, head) in ["lesion_pattern", "lesion_colour"].iter().enumerate() {
+            let label = v["heads"][i]["label"].as_str().unwrap();
+            assert_eq!(r[col(&format!("{head}_label"))], neutralised(label));
+            let top: Vec<String> = v["heads"][i]["top_k"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| format!("{}:{:.4}", t["label"].as_str().unwrap(), t["probability"].as_f64().unwrap()))
+                .collect();
+            assert_eq!(r[col(&format!("{head}_top_k"))], neutralised(&top.join("; ")));
+        }
+        // Numbers stay numbers (no quote prefix): the spreadsheet can still sort and sum them.
+        for c in ["lesion_pattern_score", "lesion_colour_score", "total_ms"] {
+            assert!(r[col(c)].parse::<f64>().is_ok(), "{c}: {:?}", r[col(c)]);
+        }
+    }
+    // No text cell anywhere begins with a formula character.
+    for r in &csv {
+        for cell in r {
+            assert!(!cell.starts_with(['=', '+', '-', '@', '\t', '\r']) || cell.parse::<f64>().is_ok(), "{cell:?}");
+            assert!(!cell.trim_start().starts_with(['=', '+', '-', '@']), "{cell:?}");
+        }
+    }
+    // The hostile labels reached the CSV, neutralised.
+    assert!(rows.iter().any(|r| r[col("lesion_pattern_label")] == "'=cmd|' /C calc'!A0"), "{text}");
+    assert!(
+        rows.iter().any(|r| r[col("lesion_colour_top_k")].starts_with("'-brown:")
+            || r[col("lesion_colour_top_k")].contains("; -brown:")),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn hostile_names_and_labels_are_escaped_in_the_report() {
+    let dir = temp_dir("batch-html-hostile");
+    let (input, out) = (dir.join("in"), dir.join("out"));
+    std::fs::create_dir_all(&input).unwrap();
+    let names = ["<script>alert(1)<\\script>.jpg", "<img src=x onerror=alert(2)>.jpg"];
+    for n in names {
+        std::fs::copy(photo(), input.join(n)).unwrap();
+    }
+    let jpeg = std::fs::read(photo()).unwrap();
+    std::fs::write(input.join("<svg onload=alert(3)>.jpg"), &jpeg[..jpeg.len() / 2]).unwrap();
+    let bundle = copy_bundle("batch-html-hostile-bundle");
+    edit_manifest(&bundle, |m| {
+        m.replace("\"regular\"", "\"<script>alert(4)</script>\"")
+            .replace("\"pale\"", "\"<img src=x onerror=alert(5)>\"")
+            .replace("name = \"panderm-demo\"", "name = \"<script>alert(6)</script>\"")
+            .replace("description = \"", "description = \"<iframe src=javascript:alert(7)></iframe>")
+    });
+    let o = panderm_command()
+        .args(["batch", "--bundle"])
+        .arg(&bundle)
+        .arg("--out")
+        .arg(&out)
+        .arg(&input)
+        .output()
+        .expect("run panderm");
+    let stdout = ok_stdout(&o);
+    assert!(stdout.contains("3 processed, 3 new, 1 failed"), "{stdout}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for raw in ["<script", "<img src=x", "<svg", "<iframe"] {
+        assert!(!html.contains(raw), "{raw} appears unescaped");
+    }
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;\\script&gt;.jpg"));
+    assert!(html.contains("&lt;img src=x onerror=alert(2)&gt;.jpg"));
+    assert!(html.contains("&lt;svg onload=alert(3)&gt;.jpg"), "the error card names the file, escaped");
+    assert!(html.contains("&lt;script&gt;alert(4)&lt;/script&gt;"), "label escaped");
+    assert!(html.contains("&lt;script&gt;alert(6)&lt;/script&gt;"), "bundle name escaped");
+    // The only tags in the page are the report's own.
+    let tags: std::collections::BTreeSet<&str> = html
+        .split('<')
+        .skip(1)
+        .map(|t| t.split(|c: char| c.is_whitespace() || c == '>').next().unwrap().trim_start_matches('/'))
+        .collect();
+    let allowed = [
+        "!DOCTYPE", "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "div", "p", "ul",
+        "li", "b", "table", "tr", "th", "td", "span", "main", "article", "img", "ol", "footer",
+    ];
+    for t in &tags {
+        assert!(allowed.contains(t), "unexpected tag <{t}>");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn crafted_sha256_in_results_jsonl_never_becomes_a_path() {
+    let dir = temp_dir("batch-state-traversal");
+    let (input, out) = (dir.join("in"), dir.join("out"));
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::copy(photo(), input.join("a.jpg")).unwrap();
+    let classifier = Classifier::load(&demo()).unwrap();
+    let s = runner_for(&classifier, &input, &out).run_once(&mut ()).unwrap();
+    assert_eq!((s.total, s.new), (1, 1));
+    // A JPEG outside the output folder that a crafted row points its thumbnail at.
+    let secret = dir.join("secret.jpg");
+    image::open(image("synthetic_224.png")).unwrap().save(&secret).unwrap();
+    let secret_b64 = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&secret).unwrap())
+    };
+    let path = out.join(RESULTS_JSONL);
+    let good: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
+    let crafted = |file: &str, sha: &str| {
+        let mut v = good.clone();
+        v["file"] = file.into();
+        v["sha256"] = sha.into();
+        serde_json::to_string(&v).unwrap()
+    };
+    let lines = [
+        crafted("a.jpg", "../../secret"),              // a photo still in the folder
+        crafted("gone.jpg", "../../secret"),           // a row kept for a deleted photo
+        crafted("upper.jpg", &"A".repeat(64)),         // not lowercase
+        crafted("short.jpg", &"a".repeat(63)),         // not 64 digits
+        crafted("slash/x.jpg", &sha256_hex(&photo())), // not a file name
+        crafted("", &sha256_hex(&photo())),            // no file name
+    ];
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let mut runner = runner_for(&classifier, &input, &out);
+    let warnings = runner.state_warnings().to_vec();
+    assert_eq!(warnings.len(), lines.len(), "{warnings:#?}");
+    for (i, w) in warnings.iter().enumerate() {
+        assert!(w.contains(&format!("line {}", i + 1)) && w.contains("processed again"), "{w}");
+    }
+    assert!(warnings[0].contains("sha256") && warnings[0].contains("../../secret"), "{}", warnings[0]);
+    assert!(runner.rows().next().is_none(), "no crafted row is kept");
+    let s = runner.run_once(&mut ()).unwrap();
+    assert_eq!((s.total, s.new, s.processed.clone()), (1, 1, vec!["a.jpg".to_string()]));
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(!html.contains("secret") && !html.contains("gone.jpg"));
+    assert!(!html.contains(&secret_b64), "a file outside the output folder was embedded");
+    assert_eq!(resource_attrs(&html).len(), 1, "a.jpg's own thumbnail only");
+    let rows = jsonl(&out);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["sha256"], sha256_hex(&photo()));
+    assert!(secret.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn oversized_or_special_files_become_error_rows_without_being_read() {
+    let dir = temp_dir("batch-oversized");
+    let (input, out) = (dir.join("in"), dir.join("out"));
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::copy(photo(), input.join("a.jpg")).unwrap();
+    // One byte over the default decode limit (256 MiB), sparse: reading it would take 256 MiB.
+    let limit = panderm_edge::preprocess::DecodeLimits::default().max_bytes;
+    sparse_file(&input.join("huge.jpg"), limit + 1);
+    let t = std::time::Instant::now();
+    let stdout = ok_stdout(&batch(&input, &out));
+    assert!(stdout.contains("2 processed, 2 new, 1 failed"), "{stdout}");
+    assert!(t.elapsed().as_secs() < 60);
+    let rows = jsonl(&out);
+    let huge = rows.iter().find(|r| r["file"] == "huge.jpg").unwrap();
+    assert_eq!(huge["status"], "error");
+    assert_eq!(huge["error_kind"], "image-too-large", "{huge}");
+    let msg = huge["error"].as_str().unwrap();
+    assert!(
+        msg.contains("huge.jpg") && msg.contains(&format!("{}", limit + 1)) && msg.contains(&format!("{limit}")),
+        "{msg}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

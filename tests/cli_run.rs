@@ -191,3 +191,65 @@ fn bench_reports_latency_and_memory_and_refuses_bad_input() {
         assert_clean_failure(&panderm(&args), needle);
     }
 }
+
+/// Runs `cmd`, killing it after `secs` seconds (a hang is a failure, not a stuck test run).
+fn output_within(mut cmd: std::process::Command, secs: u64) -> Output {
+    use std::process::Stdio;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run panderm");
+    let t = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if t.elapsed().as_secs() >= secs {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// Image files that are not regular files, or larger than the decode limit, are refused from
+/// the opened file's metadata, before a byte is read: a FIFO named `x.jpg` does not hang the
+/// device, `/dev/null` (or any device) is not read, and a multi-gigabyte `x.jpg` on a 1 GB board
+/// is not loaded into memory first.
+#[test]
+fn special_and_oversized_image_files_are_refused_before_reading() {
+    let dir = temp_dir("special-images");
+    let limit = panderm_edge::preprocess::DecodeLimits::default().max_bytes;
+    // Sparse: one byte over the limit, and 3 GiB (the case), without using disk space.
+    let over = dir.join("over.jpg");
+    std::fs::File::create(&over).unwrap().set_len(limit + 1).unwrap();
+    let huge = dir.join("huge.jpg");
+    std::fs::File::create(&huge).unwrap().set_len(3 << 30).unwrap();
+    let folder = dir.join("folder.jpg");
+    std::fs::create_dir_all(&folder).unwrap();
+    let mut cases: Vec<(std::path::PathBuf, String)> = vec![
+        (over.clone(), format!("over.jpg: file is {} bytes", limit + 1)),
+        (huge.clone(), format!("huge.jpg: file is {} bytes", 3u64 << 30)),
+        (folder.clone(), "folder.jpg: is a folder, not an image file".into()),
+    ];
+    #[cfg(unix)]
+    {
+        let dev = dir.join("dev.jpg");
+        std::os::unix::fs::symlink("/dev/null", &dev).unwrap();
+        cases.push((dev, "dev.jpg: is a character device, not a regular file".into()));
+        let fifo = dir.join("fifo.jpg");
+        let c = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        cases.push((fifo, "fifo.jpg: is a named pipe (FIFO), not a regular file".into()));
+    }
+    for (path, needle) in &cases {
+        let mut cmd = panderm_command();
+        cmd.args(["run", "--model", &lp_model(), "--json"]).arg(path);
+        let out = output_within(cmd, 20);
+        assert_clean_failure(&out, needle);
+        assert!(out.stdout.is_empty());
+    }
+    // The size message names the limit too.
+    let mut cmd = panderm_command();
+    cmd.args(["run", "--model", &lp_model(), "--json"]).arg(&over);
+    let stderr = String::from_utf8_lossy(&output_within(cmd, 20).stderr).into_owned();
+    assert!(stderr.contains(&format!("larger than the accepted {limit} bytes")), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

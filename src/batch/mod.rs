@@ -15,6 +15,12 @@
 //!
 //! Thumbnails for the report are cached in `OUT_DIR/thumbs/<sha256>.jpg`.
 //!
+//! Everything read is untrusted: image files are read with [`read_image_file`] (regular files
+//! within the decode limits, checked before reading), the rows read back from `results.jsonl`
+//! are checked by [`state::validate_row`], thumbnail paths are made only from a
+//! [`state::is_sha256_hex`] digest, and the CSV and HTML writers neutralise and escape every
+//! text.
+//!
 //! See `docs/batch.md` for the command line, the columns and the re-run rules.
 
 pub mod csv_out;
@@ -34,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::bundle::{BackboneKind, Bundle, Task};
 use crate::classify::{Classifier, ClassifyReport, HeadResult, image_digest};
 use crate::error::{Error, ErrorKind, Result};
+use crate::preprocess::{DecodeLimits, PreprocessConfig, read_image_file};
 use scan::{ScanEntry, StabilityTracker};
 
 /// The per-image CSV in the output folder.
@@ -272,6 +279,7 @@ pub struct BatchRunner<'c> {
     config: BatchConfig,
     fingerprint: String,
     bundle_id: String,
+    preprocess: PreprocessConfig,
     rows: BTreeMap<String, BatchRow>,
     hashes: HashMap<String, Hashed>,
     tracker: StabilityTracker,
@@ -303,11 +311,13 @@ impl<'c> BatchRunner<'c> {
         let fingerprint = state::bundle_fingerprint(bundle);
         let m = &bundle.manifest.bundle;
         let bundle_id = format!("{} {}", m.name, m.version);
+        let preprocess = bundle.manifest.preprocess.to_config();
         Ok(BatchRunner {
             classifier,
             config,
             fingerprint,
             bundle_id,
+            preprocess,
             rows,
             hashes: HashMap::new(),
             tracker: StabilityTracker::new(),
@@ -390,6 +400,19 @@ impl<'c> BatchRunner<'c> {
         Ok(summary)
     }
 
+    fn limits(&self) -> DecodeLimits {
+        self.preprocess.limits
+    }
+
+    /// Reads a file with [`read_image_file`] (a regular file within the decode limits, checked
+    /// before reading) and hashes it, remembering the digest for its size and modification time.
+    fn read_and_hash(&mut self, e: &ScanEntry) -> Result<(String, Vec<u8>)> {
+        let bytes = read_image_file(&e.path, self.limits())?;
+        let sha256 = image_digest(&e.path, &bytes)?;
+        self.hashes.insert(e.name.clone(), Hashed { stamp: e.stamp(), sha256: sha256.clone() });
+        Ok((sha256, bytes))
+    }
+
     /// SHA-256 of a file, reusing the last digest while its size and modification time are
     /// unchanged (watch mode polls would otherwise hash the whole folder every time). When the
     /// file had to be read, its bytes come back too, so that classifying it reads it only once.
@@ -400,57 +423,73 @@ impl<'c> BatchRunner<'c> {
         {
             return Ok((h.sha256.clone(), None));
         }
-        let bytes = std::fs::read(&e.path).map_err(|err| Error::io(&e.path, err))?;
-        let sha256 = image_digest(&e.path, &bytes)?;
-        self.hashes.insert(e.name.clone(), Hashed { stamp: e.stamp(), sha256: sha256.clone() });
+        let (sha256, bytes) = self.read_and_hash(e)?;
         Ok((sha256, Some(bytes)))
     }
 
     /// `None` when the file was already processed (same name, content and bundle).
     fn process_entry(&mut self, e: &ScanEntry) -> Option<BatchRow> {
+        let error_row = |r: &Self, sha256: &str, err: &Error| {
+            BatchRow::from_error(&e.name, sha256, &r.bundle_id, &r.fingerprint, err)
+        };
         let (sha256, bytes) = match self.hash(e) {
             Ok(s) => s,
-            Err(err) => return Some(BatchRow::from_error(&e.name, "", &self.bundle_id, &self.fingerprint, &err)),
+            Err(err) => return Some(error_row(self, "", &err)),
         };
         if let Some(old) = self.rows.get(&e.name)
             && old.sha256 == sha256
             && old.bundle_fingerprint == self.fingerprint
         {
-            if old.status == RowStatus::Ok {
-                self.ensure_thumbnail(&e.path, &sha256);
+            if old.status == RowStatus::Ok && self.thumb_path(&sha256).is_some_and(|p| !p.exists()) {
+                // A deleted thumbnail is made again, from the bytes whose digest names it.
+                let bytes = bytes.or_else(|| read_image_file(&e.path, self.limits()).ok());
+                if let Some(bytes) = bytes
+                    && image_digest(&e.path, &bytes).is_ok_and(|d| d == sha256)
+                {
+                    self.write_thumbnail(&bytes, &e.path, &sha256);
+                }
             }
             return None;
         }
-        let k = self.config.top_k;
-        let result = match bytes {
-            Some(bytes) => self.classifier.classify_bytes(&e.path, bytes, sha256.clone(), k),
-            None => self.classifier.classify(&e.path, k),
+        // The bytes that are classified are the bytes that are hashed (read again when the
+        // cached digest was reused: the file may have changed under an unchanged stamp).
+        let (sha256, bytes) = match bytes {
+            Some(bytes) => (sha256, bytes),
+            None => match self.read_and_hash(e) {
+                Ok(read) => read,
+                Err(err) => return Some(error_row(self, "", &err)),
+            },
         };
-        Some(match result {
+        // The thumbnail is made from the same bytes, before they are handed to the classifier.
+        let thumbnail = self
+            .thumb_path(&sha256)
+            .filter(|p| !p.exists())
+            .and_then(|_| thumb::jpeg_thumbnail_bytes(&bytes, &e.path, &self.preprocess).ok());
+        let k = self.config.top_k;
+        Some(match self.classifier.classify_bytes(&e.path, bytes, sha256.clone(), k) {
             Ok(report) => {
-                // The digest of the bytes that were classified (re-read when the cached digest
-                // was reused: the file may have changed under an unchanged stamp).
                 let row = BatchRow::from_report(&e.name, &report.image_sha256, &self.fingerprint, &report);
-                self.ensure_thumbnail(&e.path, &report.image_sha256);
+                if let (Some(jpeg), Some(path)) = (thumbnail, self.thumb_path(&report.image_sha256)) {
+                    let _ = state::write_atomic(&path, &jpeg);
+                }
                 row
             }
-            Err(err) => BatchRow::from_error(&e.name, &sha256, &self.bundle_id, &self.fingerprint, &err),
+            Err(err) => error_row(self, &sha256, &err),
         })
     }
 
-    fn thumb_path(&self, sha256: &str) -> PathBuf {
-        self.config.out_dir.join(THUMBS_DIR).join(format!("{sha256}.jpg"))
+    /// `OUT_DIR/thumbs/<sha256>.jpg`, only for a digest of 64 lowercase hex digits: no path is
+    /// made from any other text (rows read back from `results.jsonl` are untrusted).
+    fn thumb_path(&self, sha256: &str) -> Option<PathBuf> {
+        state::is_sha256_hex(sha256).then(|| self.config.out_dir.join(THUMBS_DIR).join(format!("{sha256}.jpg")))
     }
 
-    /// Makes the cached thumbnail if it is missing. Thumbnails are cosmetic: a failure only
-    /// leaves "no preview" in the report.
-    fn ensure_thumbnail(&self, image: &Path, sha256: &str) {
-        let path = self.thumb_path(sha256);
-        if path.exists() {
-            return;
-        }
-        let cfg = self.classifier.bundle().manifest.preprocess.to_config();
-        if let Ok(jpeg) = thumb::jpeg_thumbnail(image, &cfg) {
+    /// Writes the cached thumbnail of `bytes`. Thumbnails are cosmetic: a failure only leaves
+    /// "no preview" in the report.
+    fn write_thumbnail(&self, bytes: &[u8], file: &Path, sha256: &str) {
+        if let Some(path) = self.thumb_path(sha256)
+            && let Ok(jpeg) = thumb::jpeg_thumbnail_bytes(bytes, file, &self.preprocess)
+        {
             let _ = state::write_atomic(&path, &jpeg);
         }
     }
@@ -494,7 +533,7 @@ impl<'c> BatchRunner<'c> {
             if thumbs.contains_key(&r.sha256) {
                 continue;
             }
-            if let Ok(bytes) = std::fs::read(self.thumb_path(&r.sha256))
+            if let Some(bytes) = self.thumb_path(&r.sha256).and_then(|p| thumb::read_cached(&p))
                 && let Some((width, height)) = thumb::encoded_dims(&bytes)
             {
                 let data_uri =
@@ -524,7 +563,8 @@ impl<'c> BatchRunner<'c> {
         if let Ok(read) = std::fs::read_dir(out.join(THUMBS_DIR)) {
             for e in read.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let referenced = name.strip_suffix(".jpg").is_some_and(|sha| thumbs.contains_key(sha));
+                let referenced =
+                    name.strip_suffix(".jpg").is_some_and(|sha| state::is_sha256_hex(sha) && thumbs.contains_key(sha));
                 if !referenced {
                     let _ = std::fs::remove_file(e.path());
                 }

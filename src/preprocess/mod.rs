@@ -18,7 +18,7 @@ use std::path::Path;
 
 use image::RgbImage;
 
-pub use decode::{DecodeLimits, decode_bytes, decode_file};
+pub use decode::{DecodeLimits, decode_bytes, decode_file, read_image_file};
 pub use resample::resize_bilinear_pillow;
 
 use crate::error::{Error, ErrorKind, Result};
