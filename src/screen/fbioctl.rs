@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 
-use super::fbdev::{Bitfield, FbFormat};
+use super::fb_format::{Bitfield, FbFormat};
 
 const FBIOGET_VSCREENINFO: u32 = 0x4600;
 const FBIOGET_FSCREENINFO: u32 = 0x4602;

@@ -37,6 +37,7 @@
 
 mod buffer;
 mod draw;
+mod fb_format;
 mod fbdev;
 #[cfg(target_os = "linux")]
 mod fbioctl;
@@ -49,7 +50,8 @@ use embedded_graphics::pixelcolor::Rgb888;
 use embedded_graphics::prelude::*;
 
 pub use buffer::RgbBuffer;
-pub use fbdev::{Bitfield, FbFormat, Framebuffer, pack_into};
+pub use fb_format::{Bitfield, FbFormat, pack_into};
+pub use fbdev::Framebuffer;
 
 use crate::error::{Error, ErrorKind, Result};
 
