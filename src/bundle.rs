@@ -232,9 +232,9 @@ pub struct Manifest {
     /// Image-quality gate thresholds (absent: the defaults of [`crate::quality::QualityThresholds`]).
     #[serde(default)]
     pub quality: crate::quality::QualityThresholds,
-    /// Limits of `panderm compare` (absent: the defaults of [`crate::compare::CompareSpec`]).
+    /// Limits of `panderm compare` (absent: the defaults of [`CompareSpec`]).
     #[serde(default)]
-    pub compare: crate::compare::CompareSpec,
+    pub compare: CompareSpec,
     /// When to say "cannot assess" (out-of-distribution rule, probability floor).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abstention: Option<crate::abstain::AbstentionSpec>,
@@ -353,6 +353,32 @@ impl Manifest {
                 return Err(invalid(dir, format!("abstention.source_head `{}` is not a head", a.source_head)));
             }
         }
+        Ok(())
+    }
+}
+
+/// The manifest's `[compare]` limits (used by [`crate::compare`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompareSpec {
+    /// Feature cosine distance (1 − cosine) above which the pair is flagged. Default 0.10.
+    pub max_feature_distance: f64,
+    /// Largest change of any class probability of any head before the pair is flagged.
+    /// Default 0.20.
+    pub max_probability_change: f64,
+}
+
+impl Default for CompareSpec {
+    fn default() -> Self {
+        CompareSpec { max_feature_distance: 0.10, max_probability_change: 0.20 }
+    }
+}
+
+impl CompareSpec {
+    /// Range checks.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        check("compare", "max_feature_distance", self.max_feature_distance, 0.0..=2.0, "a cosine distance")?;
+        check("compare", "max_probability_change", self.max_probability_change, 0.0..=1.0, "a probability")?;
         Ok(())
     }
 }

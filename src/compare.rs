@@ -5,37 +5,12 @@
 //! again", not "it changed clinically": two photos of an unchanged lesion differ by lighting,
 //! angle and focus too, so the limits must be calibrated on repeat captures (docs/compare.md).
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::classify::{Classifier, ClassifyReport};
 use crate::error::{Error, ErrorKind, Result};
-use crate::manifest_range::check;
 
-/// The manifest's `[compare]` limits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CompareSpec {
-    /// Feature cosine distance (1 − cosine) above which the pair is flagged. Default 0.10.
-    pub max_feature_distance: f64,
-    /// Largest change of any class probability of any head before the pair is flagged.
-    /// Default 0.20.
-    pub max_probability_change: f64,
-}
-
-impl Default for CompareSpec {
-    fn default() -> Self {
-        CompareSpec { max_feature_distance: 0.10, max_probability_change: 0.20 }
-    }
-}
-
-impl CompareSpec {
-    /// Range checks.
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        check("compare", "max_feature_distance", self.max_feature_distance, 0.0..=2.0, "a cosine distance")?;
-        check("compare", "max_probability_change", self.max_probability_change, 0.0..=1.0, "a probability")?;
-        Ok(())
-    }
-}
+pub use crate::bundle::CompareSpec;
 
 /// One head's change between the captures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
