@@ -4,19 +4,39 @@
 //! log's own fields around it, in this order:
 //!
 //! ```text
-//! {"seq":42,"time":"2025-01-31T12:00:00.123Z",<record's fields…>,"sha256":"<64 hex>"}
+//! {"seq":42,"time":"2025-01-31T12:00:00.123Z","prev":"<64 hex>",<record's fields…>,"sha256":"<64 hex>"}
 //! ```
 //!
 //! * `seq`: a sequence number that increases by exactly 1 per line and continues across
 //!   rotation and across restarts (it is recovered from the last valid line on open).
 //! * `time`: RFC 3339 UTC with milliseconds.
+//! * `prev`: the hash chain. The `sha256` value of the previous valid line of the log (64
+//!   lowercase hex digits), or [`GENESIS`] (64 zeros) on the very first line of a fresh log.
+//!   Like `seq` it continues across restarts (recovered from the last valid line on open),
+//!   across rotation (the first line of a new `audit.jsonl` chains to the last line of
+//!   `audit.jsonl.1`) and across torn writes (the line written after a torn fragment chains to
+//!   the last *valid* line before it). Because each line's `sha256` covers its `prev`, editing
+//!   a line and re-computing its own checksum, deleting, reordering or inserting lines all
+//!   break the chain at the next line, which [`verify`] reports as an error.
 //! * `torn_before` (only on the first line written after a power cut): the number of bytes of
 //!   the torn write(s) the log found after its last valid line and isolated (see below).
 //! * `sha256`: the SHA-256 of the line's bytes with the `,"sha256":"…"` member removed, i.e.
 //!   of `{"seq":…,<other fields>}` exactly as written. Any changed byte is detected without
 //!   re-serializing JSON (no dependence on key order or number formatting).
 //!
-//! Records may not use the reserved names `seq`, `time`, `torn_before` or `sha256`.
+//! Records may not use the reserved names in [`RESERVED_FIELDS`] (`seq`, `time`, `prev`,
+//! `torn_before`, `sha256`).
+//!
+//! Lines written by versions before the chain have no `prev`: they still verify (own checksum
+//! and `seq`) and are reported as *unchained*; the first chained line after them chains to the
+//! last of them. An unchained line *after* a chained one is an error (the chain was stripped).
+//!
+//! What the chain cannot show on its own: lines removed from the **end** of the log (or the
+//! log rewritten from some line to its end, every checksum and `prev` re-computed), and lines
+//! removed from the **start** (indistinguishable from rotation deleting the oldest file: the
+//! verified chain then starts at the first retained line, reported as such, not as an error).
+//! [`VerifyReport::last_sha256`], the digest of the newest line, is the log's head: recorded
+//! elsewhere (a report, a server, a notebook) it anchors everything up to that line.
 //!
 //! # Durability and power cuts
 //!
@@ -27,14 +47,17 @@
 //! newline-terminated line, the next append writes a `'\n'` first (in the same `write_all`),
 //! so the torn fragment stays on a line of its own, and marks the new line with
 //! `torn_before`. [`verify`] reports such fragments as *torn* (a warning), and reports any
-//! other invalid line as *corrupt* (an error): see [`VerifyReport`].
+//! other invalid line as *corrupt* (an error): see [`VerifyReport`]. A torn fragment is not a
+//! link of the chain: the line written after it chains to the last valid line before it, so a
+//! power cut loses at most the line being written and never breaks the chain.
 //!
 //! # Rotation
 //!
 //! When appending a line would make `audit.jsonl` exceed [`AuditLogConfig::max_bytes`], the
 //! files are shifted (`audit.jsonl.1` → `audit.jsonl.2`, …, the oldest beyond
 //! [`AuditLogConfig::keep`] deleted), `audit.jsonl` becomes `audit.jsonl.1`, and a new
-//! `audit.jsonl` is started. [`verify`] reads the rotated files oldest first.
+//! `audit.jsonl` is started, whose first line chains to the last line of `audit.jsonl.1`.
+//! [`verify`] reads the rotated files oldest first, as one chain.
 //!
 //! # Concurrency
 //!
@@ -57,7 +80,10 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Field names the log writes itself; records may not use them.
-pub const RESERVED_FIELDS: [&str; 4] = ["seq", "time", "torn_before", "sha256"];
+pub const RESERVED_FIELDS: [&str; 5] = ["seq", "time", "prev", "torn_before", "sha256"];
+
+/// The `prev` of the first line of a fresh log: 64 zeros (no line hashes to it).
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// `,"sha256":"` + 64 hex digits + `"}`.
 const CHECKSUM_SUFFIX_LEN: usize = 11 + 64 + 2;
@@ -107,6 +133,8 @@ pub struct Appended {
     pub rotated: bool,
     /// Bytes of a torn write isolated before this line (0 normally).
     pub torn_before: u64,
+    /// The line's `sha256`: the new head of the chain (the next line's `prev`).
+    pub sha256: String,
 }
 
 /// An open audit log (see the module docs).
@@ -123,8 +151,10 @@ struct State {
     file: File,
     /// Size of `file` after our last write or scan.
     size: u64,
-    /// Sequence number of the next line.
-    next_seq: u64,
+    /// Sequence number of the next line (`None` after `u64::MAX`: appends are refused).
+    next_seq: Option<u64>,
+    /// `prev` of the next line: the last valid line's `sha256`, or [`GENESIS`].
+    prev: String,
     /// Bytes after the last valid line (a torn tail) that the next line acknowledges.
     torn_bytes: u64,
     /// Whether the file is empty or ends with `'\n'`.
@@ -133,8 +163,8 @@ struct State {
 
 impl AuditLog {
     /// Opens (creating if needed) the log at `path`; its directory must exist. Recovers the
-    /// next sequence number from the last valid line (of the rotated files if the current
-    /// one has none) and detects a torn tail.
+    /// next sequence number and the chain's `prev` from the last valid line (of the rotated
+    /// files if the current one has none) and detects a torn tail.
     pub fn open(path: &Path, config: AuditLogConfig) -> Result<AuditLog> {
         config.validate()?;
         let lock_path = sibling(path, ".lock");
@@ -153,7 +183,8 @@ impl AuditLog {
     }
 
     /// Appends one record (which must serialize to a JSON object without the
-    /// [`RESERVED_FIELDS`]) as a line with `seq`, `time` and `sha256`, durably (fsync).
+    /// [`RESERVED_FIELDS`]) as a line with `seq`, `time`, `prev` and `sha256`, durably (fsync).
+    /// Refused once a line with `seq` `u64::MAX` exists (only a forged log gets there).
     pub fn append<T: Serialize + ?Sized>(&self, record: &T) -> Result<Appended> {
         let body = record_body(record)?;
         // A poisoned mutex only means another thread panicked mid-append; the state is
@@ -166,7 +197,13 @@ impl AuditLog {
         // A torn fragment moved into `.1` by a rotation ends that file; the acknowledgement
         // is kept anyway (it records that a write was lost).
         let torn_before = state.torn_bytes;
-        let line = build_line(state.next_seq, &time, torn_before, &body);
+        let Some(seq) = state.next_seq else {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{}: the last line has seq {}: no sequence number left", self.path.display(), u64::MAX),
+            ));
+        };
+        let (line, digest) = build_line(seq, &time, &state.prev, torn_before, &body);
         let separator = u64::from(!state.ends_with_newline);
         let rotated = state.size > 0 && state.size + separator + line.len() as u64 > self.config.max_bytes;
         if rotated {
@@ -182,9 +219,9 @@ impl AuditLog {
         state.size += buf.len() as u64;
         state.ends_with_newline = true;
         state.torn_bytes = 0;
-        let seq = state.next_seq;
-        state.next_seq += 1;
-        Ok(Appended { seq, time, rotated, torn_before })
+        state.next_seq = seq.checked_add(1);
+        state.prev = digest.clone();
+        Ok(Appended { seq, time, rotated, torn_before, sha256: digest })
     }
 
     /// Re-reads the state if the file was replaced (rotated by another writer) or changed
@@ -221,6 +258,7 @@ impl AuditLog {
         state.file = file;
         state.size = 0;
         state.ends_with_newline = true;
+        // `state.prev` is kept: the new file's first line chains to the last line of `.1`.
         Ok(())
     }
 }
@@ -270,27 +308,32 @@ fn open_state(path: &Path) -> Result<State> {
         sync_dir(path)?;
     }
     let tail = scan_tail(path)?;
-    let next_seq = match tail.last_seq {
-        Some(s) => s + 1,
+    let last = match tail.last {
+        Some(last) => Some(last),
         None => {
             // Nothing valid here (new file after rotation, or only a torn fragment):
             // continue from the newest rotated file that has a valid line.
             let mut rotated = rotated_files(path)?;
             rotated.sort_by_key(|r| r.0);
-            let mut next = 1;
+            let mut found = None;
             for (_, p) in rotated {
-                if let Some(s) = scan_tail(&p)?.last_seq {
-                    next = s + 1;
+                if let Some(last) = scan_tail(&p)?.last {
+                    found = Some(last);
                     break;
                 }
             }
-            next
+            found
         }
+    };
+    let (next_seq, prev) = match last {
+        None => (Some(1), GENESIS.to_string()),
+        Some((seq, sha256)) => (seq.checked_add(1), sha256),
     };
     Ok(State {
         file,
         size: tail.size,
         next_seq,
+        prev,
         torn_bytes: tail.torn_bytes,
         ends_with_newline: tail.ends_with_newline,
     })
@@ -298,7 +341,8 @@ fn open_state(path: &Path) -> Result<State> {
 
 struct Tail {
     size: u64,
-    last_seq: Option<u64>,
+    /// `seq` and `sha256` of the last valid line.
+    last: Option<(u64, String)>,
     torn_bytes: u64,
     ends_with_newline: bool,
 }
@@ -321,15 +365,15 @@ fn scan_tail(path: &Path) -> Result<Tail> {
             lines.remove(0);
         }
         for line in lines.iter().rev() {
-            if let LineStatus::Valid { seq, .. } = parse_line(line.bytes) {
+            if let LineStatus::Valid(v) = parse_line(line.bytes) {
                 let end_of_line = start + (line.offset + line.bytes.len()) as u64;
                 // A valid line cut just before its '\n' counts as valid; it needs a separator.
                 let torn_bytes = size.saturating_sub(end_of_line + u64::from(line.terminated));
-                return Ok(Tail { size, last_seq: Some(seq), torn_bytes, ends_with_newline });
+                return Ok(Tail { size, last: Some((v.seq, v.sha256)), torn_bytes, ends_with_newline });
             }
         }
         if start == 0 {
-            return Ok(Tail { size, last_seq: None, torn_bytes: size, ends_with_newline });
+            return Ok(Tail { size, last: None, torn_bytes: size, ends_with_newline });
         }
         window = (window * 2).min(size);
     }
@@ -343,21 +387,28 @@ struct Line<'a> {
 }
 
 fn split_lines(buf: &[u8]) -> Vec<Line<'_>> {
-    let mut lines = Vec::new();
+    lines_of(buf).collect()
+}
+
+/// The lines of `buf` in order (the last one unterminated if `buf` does not end with `'\n'`).
+fn lines_of(buf: &[u8]) -> impl Iterator<Item = Line<'_>> {
     let mut offset = 0;
-    while offset < buf.len() {
-        match buf[offset..].iter().position(|&b| b == b'\n') {
+    std::iter::from_fn(move || {
+        if offset >= buf.len() {
+            return None;
+        }
+        let start = offset;
+        Some(match buf[start..].iter().position(|&b| b == b'\n') {
             Some(n) => {
-                lines.push(Line { bytes: &buf[offset..offset + n], offset, terminated: true });
                 offset += n + 1;
+                Line { bytes: &buf[start..start + n], offset: start, terminated: true }
             }
             None => {
-                lines.push(Line { bytes: &buf[offset..], offset, terminated: false });
                 offset = buf.len();
+                Line { bytes: &buf[start..], offset: start, terminated: false }
             }
-        }
-    }
-    lines
+        })
+    })
 }
 
 /// `(n, path)` of the existing rotated files `path.n` (any order).
@@ -385,7 +436,8 @@ fn rotated_files(path: &Path) -> Result<Vec<(u32, PathBuf)>> {
             && !n.starts_with('0')
             && let Ok(n) = n.parse::<u32>()
         {
-            out.push((n, dir.join(&file_name)));
+            // Named like `path` (no `./` prefix when `path` is a bare file name).
+            out.push((n, path.with_file_name(&file_name)));
         }
     }
     Ok(out)
@@ -412,9 +464,9 @@ fn record_body<T: Serialize + ?Sized>(record: &T) -> Result<String> {
     Ok(inner.to_string())
 }
 
-/// `{"seq":…,"time":…,["torn_before":…,]<body>,"sha256":"…"}\n`.
-fn build_line(seq: u64, time: &str, torn_before: u64, body: &str) -> String {
-    let mut line = format!("{{\"seq\":{seq},\"time\":{}", serde_json::Value::from(time));
+/// `{"seq":…,"time":…,"prev":…,["torn_before":…,]<body>,"sha256":"…"}\n` and its `sha256`.
+fn build_line(seq: u64, time: &str, prev: &str, torn_before: u64, body: &str) -> (String, String) {
+    let mut line = format!("{{\"seq\":{seq},\"time\":{},\"prev\":\"{prev}\"", serde_json::Value::from(time));
     if torn_before > 0 {
         line.push_str(&format!(",\"torn_before\":{torn_before}"));
     }
@@ -424,20 +476,31 @@ fn build_line(seq: u64, time: &str, torn_before: u64, body: &str) -> String {
     }
     let digest = hex(&Sha256::digest(format!("{line}}}").as_bytes()));
     line.push_str(&format!(",\"sha256\":\"{digest}\"}}\n"));
-    line
+    (line, digest)
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+fn is_digest(bytes: &[u8]) -> bool {
+    bytes.len() == 64 && bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A valid line's fields that the log itself wrote.
+struct ValidLine {
+    seq: u64,
+    time: String,
+    /// `prev` (64 hex), or `None` on a line written before the chain.
+    prev: Option<String>,
+    torn_before: bool,
+    /// The line's own checksum (verified).
+    sha256: String,
+}
+
 /// Classification of one line (without its `'\n'`).
 enum LineStatus {
-    Valid {
-        seq: u64,
-        time: String,
-        torn_before: bool,
-    },
+    Valid(ValidLine),
     /// A prefix of a line (a torn write): empty, or JSON that ends early (after removing
     /// trailing NUL bytes, which a power cut can leave behind).
     Fragment,
@@ -445,6 +508,8 @@ enum LineStatus {
     Corrupt(String),
 }
 
+/// Classifies one line. Total on arbitrary bytes: never panics, whatever the length,
+/// encoding or JSON (serde_json bounds nesting depth; numbers out of range are refused).
 fn parse_line(bytes: &[u8]) -> LineStatus {
     let trimmed_len = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     let trimmed = &bytes[..trimmed_len];
@@ -465,27 +530,48 @@ fn parse_line(bytes: &[u8]) -> LineStatus {
     if trimmed_len != bytes.len() {
         return LineStatus::Corrupt("NUL bytes after the JSON object".into());
     }
-    if text.len() < CHECKSUM_SUFFIX_LEN + 2 {
+    let Some(object) = value.as_object() else {
+        return LineStatus::Corrupt("not a JSON object".into());
+    };
+    // Split as bytes: the suffix may start inside a multi-byte character of a forged line.
+    let raw = trimmed;
+    if raw.len() < CHECKSUM_SUFFIX_LEN + 2 {
         return LineStatus::Corrupt("no sha256 field at the end of the line".into());
     }
-    let (content, suffix) = text.split_at(text.len() - CHECKSUM_SUFFIX_LEN);
-    let Some(stored) = suffix.strip_prefix(",\"sha256\":\"").and_then(|s| s.strip_suffix("\"}")) else {
+    let (content, suffix) = raw.split_at(raw.len() - CHECKSUM_SUFFIX_LEN);
+    let Some(stored) = suffix.strip_prefix(b",\"sha256\":\"").and_then(|s| s.strip_suffix(b"\"}")) else {
         return LineStatus::Corrupt("no sha256 field at the end of the line".into());
     };
-    let actual = hex(&Sha256::digest(format!("{content}}}").as_bytes()));
-    if actual != stored {
+    let mut hasher = Sha256::new();
+    hasher.update(content);
+    hasher.update(b"}");
+    let actual = hex(&hasher.finalize());
+    if actual.as_bytes() != stored {
         return LineStatus::Corrupt("sha256 mismatch".into());
     }
-    let seq = value.get("seq").and_then(serde_json::Value::as_u64);
-    let time = value.get("time").and_then(serde_json::Value::as_str);
-    match (seq, time) {
-        (Some(seq), Some(time)) if content.starts_with("{\"seq\":") => LineStatus::Valid {
-            seq,
-            time: time.to_string(),
-            torn_before: value.get("torn_before").and_then(serde_json::Value::as_u64).is_some_and(|n| n > 0),
-        },
-        _ => LineStatus::Corrupt("missing or invalid seq/time".into()),
-    }
+    let seq = object.get("seq").and_then(serde_json::Value::as_u64);
+    let time = object.get("time").and_then(serde_json::Value::as_str);
+    let (Some(seq), Some(time)) = (seq, time) else {
+        return LineStatus::Corrupt("missing or invalid seq/time".into());
+    };
+    // The log's own fields come first, exactly as written (which also refuses duplicates).
+    let head = format!("{{\"seq\":{seq},\"time\":{}", serde_json::Value::from(time));
+    let Some(rest) = content.strip_prefix(head.as_bytes()) else {
+        return LineStatus::Corrupt("missing or invalid seq/time".into());
+    };
+    // `"prev":"<64 hex>"` right after `time`; anything else there is a line written before the
+    // chain (whose first record field may have been called "prev").
+    let prev = rest
+        .strip_prefix(b",\"prev\":\"")
+        .filter(|r| r.len() >= 65 && is_digest(&r[..64]) && r[64] == b'"' && r.get(65).is_none_or(|&b| b == b','))
+        .map(|r| String::from_utf8_lossy(&r[..64]).into_owned());
+    LineStatus::Valid(ValidLine {
+        seq,
+        time: time.to_string(),
+        prev,
+        torn_before: object.get("torn_before").and_then(serde_json::Value::as_u64).is_some_and(|n| n > 0),
+        sha256: actual,
+    })
 }
 
 /// An exclusive `flock` on the lock file, released on drop.
@@ -562,6 +648,49 @@ pub struct SeqGap {
     pub found: u64,
 }
 
+/// A valid line whose `prev` is not the `sha256` of the valid line before it: a line before
+/// it was deleted, edited (and re-hashed), inserted or moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainBreak {
+    /// The file of the line.
+    pub file: PathBuf,
+    /// 1-based line number in that file.
+    pub line: usize,
+    /// The line's `seq`.
+    pub seq: u64,
+    /// The `prev` it should carry: the previous valid line's `sha256` ([`GENESIS`] for seq 1).
+    pub expected: String,
+    /// The `prev` it carries; `None` for an unchained line after chained ones.
+    pub found: Option<String>,
+}
+
+/// What the first chained line (where the verified chain starts) links to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChainAnchor {
+    /// [`GENESIS`]: the log's very first line; nothing before it can have been removed.
+    Genesis,
+    /// The last of the unchained lines before it (written before the chain existed); checked.
+    Unchained,
+    /// A line that is not in the files read (rotated away, or removed): not checkable.
+    NotRetained,
+}
+
+/// Where the verified hash chain starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainStart {
+    /// The file of the first chained line.
+    pub file: PathBuf,
+    /// 1-based line number in that file.
+    pub line: usize,
+    /// Its `seq`.
+    pub seq: u64,
+    /// Its `prev`.
+    pub prev: String,
+    /// What `prev` links to.
+    pub anchor: ChainAnchor,
+}
+
 /// The result of [`verify`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
@@ -583,6 +712,14 @@ pub struct VerifyReport {
     /// Sequence numbers that do not increase by exactly 1 (an error). After `k` corrupt
     /// lines, the next valid line may be up to `k` further on (the corrupt lines held them).
     pub gaps: Vec<SeqGap>,
+    /// Breaks in the hash chain (an error). The line after corrupt lines is not checked
+    /// (what it chains to is unreadable; the corrupt lines are already errors).
+    pub chain_breaks: Vec<ChainBreak>,
+    /// Where the verified chain starts (`None`: no chained line).
+    pub chain_start: Option<ChainStart>,
+    /// Valid lines without `prev`, written before the chain existed (allowed before the first
+    /// chained line; their checksums and `seq` are verified as before).
+    pub unchained: usize,
     /// `seq` of the first valid line.
     pub first_seq: Option<u64>,
     /// `seq` of the last valid line.
@@ -591,12 +728,15 @@ pub struct VerifyReport {
     pub first_time: Option<String>,
     /// `time` of the last valid line.
     pub last_time: Option<String>,
+    /// `sha256` of the last valid line: the head of the chain. Compared with a copy kept
+    /// elsewhere, it shows whether lines were removed from the end or the log rewritten.
+    pub last_sha256: Option<String>,
 }
 
 impl VerifyReport {
-    /// No corrupt lines and no sequence gaps (torn writes are allowed).
+    /// No corrupt lines, no sequence gaps and no chain breaks (torn writes are allowed).
     pub fn is_ok(&self) -> bool {
-        self.corrupt.is_empty() && self.gaps.is_empty()
+        self.corrupt.is_empty() && self.gaps.is_empty() && self.chain_breaks.is_empty()
     }
 
     /// A human-readable summary, one finding per line; the first line is the verdict.
@@ -609,19 +749,45 @@ impl VerifyReport {
             "OK"
         };
         let mut s = format!(
-            "audit log {verdict}: {} valid of {} lines in {} file(s), {} torn, {} corrupt, {} seq gap(s)",
+            "audit log {verdict}: {} valid of {} lines in {} file(s), {} torn, {} corrupt, {} seq gap(s), {} chain break(s)",
             self.valid,
             self.lines,
             self.files.len(),
             self.torn.len(),
             self.corrupt.len(),
-            self.gaps.len()
+            self.gaps.len(),
+            self.chain_breaks.len()
         );
         if let (Some(a), Some(b)) = (self.first_seq, self.last_seq) {
             s.push_str(&format!("\n  seq {a}..{b}"));
         }
         if let (Some(a), Some(b)) = (&self.first_time, &self.last_time) {
             s.push_str(&format!("\n  time {a} .. {b}"));
+        }
+        if self.unchained > 0 {
+            s.push_str(&format!(
+                "\n  {} unchained line(s) (no prev: written before the hash chain; checksums and seq verified)",
+                self.unchained
+            ));
+        }
+        match &self.chain_start {
+            None if self.valid > 0 => s.push_str("\n  no chained line"),
+            None => {}
+            Some(c) => {
+                let at = format!("{}:{} (seq {})", c.file.display(), c.line, c.seq);
+                s.push_str(&match c.anchor {
+                    ChainAnchor::Genesis => format!("\n  chain starts at genesis: {at}"),
+                    ChainAnchor::Unchained => format!("\n  chain starts at {at}, linked to the last unchained line"),
+                    ChainAnchor::NotRetained => format!(
+                        "\n  chain starts at {at}: the line it links to (sha256 {}) is not in these files \
+                         (rotated away), so lines before it cannot be checked",
+                        short(&c.prev)
+                    ),
+                });
+            }
+        }
+        if let Some(h) = &self.last_sha256 {
+            s.push_str(&format!("\n  head sha256 {h}"));
         }
         for t in &self.torn {
             let what = if self.torn_tail && Some(t) == self.torn.last() { "torn tail" } else { "torn write" };
@@ -639,13 +805,36 @@ impl VerifyReport {
                 g.expected
             ));
         }
+        for b in &self.chain_breaks {
+            let found = match &b.found {
+                Some(p) => format!("prev {}", short(p)),
+                None => "no prev (unchained after chained lines)".to_string(),
+            };
+            s.push_str(&format!(
+                "\n  error: {}:{}: chain break at seq {}: {found} where {} was expected \
+                 (a line before it was deleted, inserted, moved or edited)",
+                b.file.display(),
+                b.line,
+                b.seq,
+                short(&b.expected)
+            ));
+        }
         s
     }
 }
 
+/// The first 16 hex digits of a digest, for messages.
+fn short(digest: &str) -> String {
+    match digest.get(..16) {
+        Some(d) if digest.len() > 16 => format!("{d}…"),
+        _ => digest.to_string(),
+    }
+}
+
 /// Verifies the log at `path` and its rotated files (`path.N`, oldest first): every line's
-/// JSON and checksum, and that `seq` increases by exactly 1. Fails only if nothing can be
-/// read (no log and no rotated file); findings are in the report.
+/// JSON and checksum, that `seq` increases by exactly 1, and the hash chain (`prev`). Fails
+/// only if nothing can be read (no log and no rotated file); findings are in the report.
+/// Reads one file at a time.
 pub fn verify(path: &Path) -> Result<VerifyReport> {
     let mut rotated = rotated_files(path)?;
     rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
@@ -653,77 +842,171 @@ pub fn verify(path: &Path) -> Result<VerifyReport> {
     if path.exists() || files.is_empty() {
         files.push(path.to_path_buf());
     }
-    let mut report = VerifyReport {
-        files: files.clone(),
-        lines: 0,
-        valid: 0,
-        torn: Vec::new(),
-        torn_tail: false,
-        corrupt: Vec::new(),
-        gaps: Vec::new(),
-        first_seq: None,
-        last_seq: None,
-        first_time: None,
-        last_time: None,
-    };
-    let last_file = files.len() - 1;
-    // Corrupt lines since the last valid one (their `seq` is unknown).
-    let mut unreadable = 0u64;
-    for (fi, file) in files.iter().enumerate() {
+    let mut verifier = Verifier::new();
+    for file in &files {
         let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
-        let lines = split_lines(&bytes);
-        report.lines += lines.len();
-        let statuses: Vec<LineStatus> = lines.iter().map(|l| parse_line(l.bytes)).collect();
+        verifier.file(file, &bytes);
+    }
+    Ok(verifier.report)
+}
+
+/// [`verify`] on bytes in memory: `files` are the log's files, oldest first, each as
+/// `(name, contents)`; the names only label the findings. Pure and total: never panics,
+/// whatever the bytes (invalid UTF-8, huge lines, deep nesting, numbers out of range);
+/// memory grows with the longest line and the number of findings.
+pub fn verify_files(files: &[(&Path, &[u8])]) -> VerifyReport {
+    let mut verifier = Verifier::new();
+    for (name, bytes) in files {
+        verifier.file(name, bytes);
+    }
+    verifier.report
+}
+
+/// [`verify`] on one file's bytes in memory (findings name it `audit.jsonl`); the entry point
+/// for fuzzing the reader. Never panics.
+pub fn verify_bytes(bytes: &[u8]) -> VerifyReport {
+    verify_files(&[(Path::new("audit.jsonl"), bytes)])
+}
+
+/// The state of a verification between files (the chain and `seq` run across them).
+struct Verifier {
+    report: VerifyReport,
+    /// Corrupt lines since the last valid one (their `seq` and digest are unknown).
+    unreadable: u64,
+}
+
+impl Verifier {
+    fn new() -> Verifier {
+        Verifier {
+            report: VerifyReport {
+                files: Vec::new(),
+                lines: 0,
+                valid: 0,
+                torn: Vec::new(),
+                torn_tail: false,
+                corrupt: Vec::new(),
+                gaps: Vec::new(),
+                chain_breaks: Vec::new(),
+                chain_start: None,
+                unchained: 0,
+                first_seq: None,
+                last_seq: None,
+                first_time: None,
+                last_time: None,
+                last_sha256: None,
+            },
+            unreadable: 0,
+        }
+    }
+
+    /// Reads the next file (each one older files first).
+    fn file(&mut self, file: &Path, bytes: &[u8]) {
+        let report = &mut self.report;
+        report.files.push(file.to_path_buf());
         // A run of fragments is a torn write if it reaches the end of the file or the next
         // valid line acknowledges it.
         let mut pending: Vec<usize> = Vec::new();
-        let issue = |i: usize, reason: &str| LineIssue { file: file.clone(), line: i + 1, reason: reason.into() };
-        for (i, status) in statuses.iter().enumerate() {
-            let is_last = i + 1 == lines.len();
-            match status {
-                LineStatus::Valid { seq, time, torn_before } => {
+        let issue = |i: usize, reason: &str| LineIssue { file: file.to_path_buf(), line: i + 1, reason: reason.into() };
+        let mut lines = lines_of(bytes).enumerate().peekable();
+        let mut count = 0;
+        while let Some((i, line)) = lines.next() {
+            count = i + 1;
+            let is_last = lines.peek().is_none();
+            match parse_line(line.bytes) {
+                LineStatus::Valid(v) => {
                     for &p in &pending {
-                        if *torn_before {
+                        if v.torn_before {
                             report.torn.push(issue(p, "truncated line, acknowledged by the next line"));
                         } else {
                             report.corrupt.push(issue(p, "truncated line in the middle of the log"));
-                            unreadable += 1;
+                            self.unreadable += 1;
                         }
                     }
                     pending.clear();
                     report.valid += 1;
                     // Each corrupt line since the previous valid one may have held a number.
-                    if let Some(prev) = report.last_seq
-                        && !(prev + 1..=prev + 1 + unreadable).contains(seq)
-                    {
-                        report.gaps.push(SeqGap { file: file.clone(), line: i + 1, expected: prev + 1, found: *seq });
+                    if let Some(prev) = report.last_seq {
+                        let expected = prev.saturating_add(1);
+                        if prev == u64::MAX || !(expected..=expected.saturating_add(self.unreadable)).contains(&v.seq) {
+                            report.gaps.push(SeqGap { file: file.to_path_buf(), line: i + 1, expected, found: v.seq });
+                        }
                     }
-                    unreadable = 0;
-                    report.first_seq.get_or_insert(*seq);
-                    report.first_time.get_or_insert_with(|| time.clone());
-                    report.last_seq = Some(*seq);
-                    report.last_time = Some(time.clone());
+                    Self::chain(report, self.unreadable, file, i + 1, &v);
+                    self.unreadable = 0;
+                    report.first_seq.get_or_insert(v.seq);
+                    report.first_time.get_or_insert_with(|| v.time.clone());
+                    report.last_seq = Some(v.seq);
+                    report.last_time = Some(v.time);
+                    report.last_sha256 = Some(v.sha256);
                 }
                 LineStatus::Fragment => pending.push(i),
                 // Garbage in an interrupted last write (no '\n'): torn, not corrupt.
-                LineStatus::Corrupt(_) if is_last && !lines[i].terminated => pending.push(i),
+                LineStatus::Corrupt(_) if is_last && !line.terminated => pending.push(i),
                 LineStatus::Corrupt(reason) => {
                     for &p in &pending {
                         report.corrupt.push(issue(p, "truncated line in the middle of the log"));
-                        unreadable += 1;
+                        self.unreadable += 1;
                     }
                     pending.clear();
-                    report.corrupt.push(issue(i, reason));
-                    unreadable += 1;
+                    report.corrupt.push(issue(i, &reason));
+                    self.unreadable += 1;
                 }
             }
         }
+        report.lines += count;
         for &p in &pending {
             report.torn.push(issue(p, "truncated line at the end of the file"));
         }
-        if fi == last_file && !pending.is_empty() && pending.last() == Some(&(lines.len() - 1)) {
-            report.torn_tail = true;
+        // Only the last file's value remains: whether the log ends with a torn write.
+        report.torn_tail = pending.last().is_some_and(|&p| p + 1 == count);
+    }
+
+    /// Checks a valid line's `prev` against the previous valid line (`report.last_sha256`,
+    /// not yet updated), after `unreadable` corrupt lines.
+    fn chain(report: &mut VerifyReport, unreadable: u64, file: &Path, line: usize, v: &ValidLine) {
+        let chained = report.chain_start.is_some();
+        let broken = |expected: &str, found: Option<&String>| ChainBreak {
+            file: file.to_path_buf(),
+            line,
+            seq: v.seq,
+            expected: expected.to_string(),
+            found: found.cloned(),
+        };
+        let Some(prev) = &v.prev else {
+            // Unchained: allowed until the chain starts (a log from before the chain).
+            if chained {
+                let expected = report.last_sha256.clone().unwrap_or_default();
+                report.chain_breaks.push(broken(&expected, None));
+            } else {
+                report.unchained += 1;
+            }
+            return;
+        };
+        let expected = match &report.last_sha256 {
+            // After corrupt lines the predecessor is unknown (already an error).
+            Some(_) if unreadable > 0 => None,
+            Some(last) => Some(last.clone()),
+            // The first valid line read: seq 1 starts the log, so it must link to genesis.
+            None if v.seq == 1 => Some(GENESIS.to_string()),
+            None => None,
+        };
+        if !chained {
+            let anchor = if prev == GENESIS {
+                ChainAnchor::Genesis
+            } else if report.last_sha256.is_some() {
+                // Every valid line before it was unchained (a chained one would have started
+                // the chain).
+                ChainAnchor::Unchained
+            } else {
+                ChainAnchor::NotRetained
+            };
+            report.chain_start =
+                Some(ChainStart { file: file.to_path_buf(), line, seq: v.seq, prev: prev.clone(), anchor });
+        }
+        if let Some(expected) = expected
+            && *prev != expected
+        {
+            report.chain_breaks.push(broken(&expected, Some(prev)));
         }
     }
-    Ok(report)
 }

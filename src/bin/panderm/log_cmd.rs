@@ -9,8 +9,11 @@ use crate::fail;
 
 #[derive(clap::Subcommand)]
 pub enum LogCommand {
-    /// Check every line's checksum and the sequence numbers across rotated files. Exit 0 when
-    /// intact (a torn last line from a power cut is reported, not an error), 1 on corruption or gaps.
+    /// Check every line's checksum, the sequence numbers and the hash chain (each line's `prev`
+    /// is the previous line's sha256) across rotated files. Exit 0 when intact (a torn line from
+    /// a power cut, lines from before the chain and a chain whose start was rotated away are
+    /// reported, not errors), 1 on corrupt lines, seq gaps or chain breaks (a line deleted,
+    /// inserted, moved, or edited and re-hashed).
     Verify {
         /// The audit log (e.g. audit.jsonl; rotated audit.jsonl.1, .2 … are read too).
         file: PathBuf,
@@ -27,7 +30,7 @@ pub fn log(cmd: LogCommand) -> ExitCode {
                 if json {
                     println!("{}", serde_json::to_string(&report).expect("reports always serialise"));
                 } else {
-                    print!("{}", report.human());
+                    println!("{}", report.human());
                 }
                 if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
             }
