@@ -292,9 +292,7 @@ impl Manifest {
         if b.dim == 0 || b.dim > MAX_DIM {
             return Err(invalid(dir, format!("[backbone] dim = {} is outside [1, {MAX_DIM}]", b.dim)));
         }
-        for (key, digest) in [("backbone.sha256", &b.sha256)] {
-            check_digest(key, digest).map_err(|e| invalid(dir, e))?;
-        }
+        check_digest("backbone.sha256", &b.sha256).map_err(|e| invalid(dir, e))?;
         match b.kind {
             BackboneKind::Features => {
                 if b.labels.is_some() || b.task.is_some() || b.threshold.is_some() {

@@ -303,7 +303,8 @@ mod tests {
     fn archive_layout_table() {
         let g: &[u8] = b"version 1.0;";
         // (entries, Ok or the error's fragment)
-        let cases: Vec<(Vec<(&str, &[u8])>, std::result::Result<(), &str>)> = vec![
+        type Case<'a> = (Vec<(&'a str, &'a [u8])>, std::result::Result<(), &'a str>);
+        let cases: Vec<Case> = vec![
             (vec![("graph.nnef", g), ("w/a.dat", b"x")], Ok(())),
             (vec![("graph.nnef", g), ("graph.quant", b"")], Ok(())),
             (vec![("graph.nnef", g), ("a/graph.nnef", g)], Err("nested graph")),

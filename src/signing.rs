@@ -371,7 +371,8 @@ mod tests {
         };
         let dir = Path::new("b");
         // (trust, manifest, signature, Ok(verified key) or Err(fragment))
-        let cases: Vec<(&Trust, &[u8], Option<&[u8]>, std::result::Result<SignatureStatus, &str>)> = vec![
+        type Case<'a> = (&'a Trust, &'a [u8], Option<&'a [u8]>, std::result::Result<SignatureStatus, &'a str>);
+        let cases: Vec<Case> = vec![
             (&trusted, manifest, Some(sig.as_bytes()), Ok(SignatureStatus::Verified { key_id: signer.public().id() })),
             (&trusted, b"[bundle]\nname = \"y\"\n", Some(sig.as_bytes()), Err("does not verify")),
             (&other, manifest, Some(sig.as_bytes()), Err("does not verify")),
