@@ -193,6 +193,11 @@ impl BatchRow {
         }
     }
 
+    /// Whether the row's report is "cannot assess (model error)".
+    pub fn is_model_error(&self) -> bool {
+        self.report.as_ref().and_then(|r| r.get("status")).is_some_and(|s| s == "model-error")
+    }
+
     /// The row for an image that could not be processed.
     pub fn from_error(file: &str, sha256: &str, bundle: &str, bundle_fingerprint: &str, error: &Error) -> BatchRow {
         BatchRow {
@@ -248,6 +253,9 @@ pub struct RunSummary {
     pub failed: usize,
     /// `error` rows made by this run.
     pub failed_new: usize,
+    /// Images of this run whose result is "cannot assess (model error)": the model produced
+    /// NaN/Inf or outputs that are not probabilities. The bundle should not be used.
+    pub model_errors_new: usize,
     /// Images skipped because their name and content were already processed.
     pub unchanged: usize,
     /// Watch mode: images seen but still changing (or seen for the first time).
@@ -382,6 +390,11 @@ impl<'c> BatchRunner<'c> {
                     if let Some(err) = &row.error {
                         summary.failed_new += 1;
                         summary.errors.push(err.clone());
+                    }
+                    if row.is_model_error() {
+                        summary.model_errors_new += 1;
+                        let why = row.abstain.as_deref().unwrap_or("model error");
+                        summary.errors.push(format!("{}: {why}", e.name));
                     }
                     self.rows.insert(e.name.clone(), row);
                 }

@@ -292,6 +292,15 @@ fn a_nan_never_becomes_a_decision() {
         panderm_edge::screen::render_to_buffer(&expected, 480, 320).unwrap().save_png(&want).unwrap();
         let (got, want) = (image::open(&screen).unwrap().to_rgb8(), image::open(&want).unwrap().to_rgb8());
         assert!(got == want, "{what}: the screen differs from the model-error screen");
+        // Batch mode: the row says "cannot assess: model error", the run exits 5.
+        let photos = dir.join(format!("{}.photos", what.replace(' ', "-")));
+        std::fs::create_dir_all(&photos).unwrap();
+        std::fs::copy(&photo, photos.join("lesion.jpg")).unwrap();
+        let out = dir.join(format!("{}.batch", what.replace(' ', "-")));
+        let b = panderm(&["batch", "--bundle", &s(&bundle), "--out", &s(&out), &s(&photos)]);
+        assert_eq!(b.status.code(), Some(5), "{what}: batch: {}", String::from_utf8_lossy(&b.stderr));
+        let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+        assert!(csv.contains("model error"), "{what}: {csv}");
         // Human output says it in capitals, never a label.
         let h = panderm(&["classify", "--bundle", &s(&bundle), "--no-quality-gate", &photo]);
         assert_eq!(h.status.code(), Some(5));

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use panderm_edge::batch::{BatchConfig, BatchRunner, Progress, REPORT_HTML, RunSummary};
-use panderm_edge::classify::DEMO_NOTICE;
+use panderm_edge::classify::{DEMO_NOTICE, EXIT_MODEL_ERROR};
 
 use crate::{BoardArgs, TrustArgs, fail, load_classifier};
 
@@ -104,7 +104,16 @@ pub fn batch(args: BatchArgs) -> ExitCode {
         return match runner.run_once(&mut bar) {
             Ok(summary) => {
                 print_run(&summary, &args);
-                ExitCode::SUCCESS
+                if summary.model_errors_new > 0 {
+                    eprintln!(
+                        "error: {} image(s) got \"cannot assess (model error)\": the bundle's model produced unusable \
+                         numbers; stop using it",
+                        summary.model_errors_new
+                    );
+                    ExitCode::from(EXIT_MODEL_ERROR)
+                } else {
+                    ExitCode::SUCCESS
+                }
             }
             Err(e) => fail(e),
         };
