@@ -25,16 +25,21 @@ nice -n 19 /usr/bin/time -f "time: user=%U sys=%S wall=%e maxrss_kb=%M" -o "$her
   -print_final_stats=1 -artifact_prefix="$here/artifacts/$target/" \
   "$work" "$here/corpus/$target" >>"$log" 2>&1 &
 tpid=$!
-sleep 1
-pid=$(pgrep -P "$tpid")
-# CPU seconds of the fuzzer and all its (finished and running) job processes.
+pid=
+while [ -z "$pid" ] && kill -0 "$tpid" 2>/dev/null; do
+  sleep 1
+  pid=$(pgrep -P "$tpid" || true)
+done
+# CPU seconds of the fuzzer, its finished jobs and the one running (`sh -c` + fuzzer under it).
 cpu() {
   local total=0 tck
   tck=$(getconf CLK_TCK)
   # parent: utime stime cutime cstime (fields 14-17)
   total=$(awk '{print $14+$15+$16+$17}' "/proc/$pid/stat" 2>/dev/null || echo 0)
-  for c in $(pgrep -P "$pid" || true); do
-    total=$((total + $(awk '{print $14+$15}' "/proc/$c/stat" 2>/dev/null || echo 0)))
+  for c in $(pgrep -P "$pid" || true) ; do
+    for g in "$c" $(pgrep -P "$c" || true); do
+      total=$((total + $(awk '{print $14+$15}' "/proc/$g/stat" 2>/dev/null || echo 0)))
+    done
   done
   echo $((total / tck))
 }
@@ -42,7 +47,13 @@ used=0
 while kill -0 "$pid" 2>/dev/null; do
   used=$(cpu)
   if [ "$used" -ge "$cpu_limit" ]; then
-    kill -INT "$pid"
+    # The fork-mode parent does not stop on SIGINT (it only ends the running job): stop the
+    # parent, then its running job (`sh -c` and the fuzzer under it).
+    jobs_=$(pgrep -P "$pid" || true)
+    kill -KILL "$pid" 2>/dev/null || true
+    for j in $jobs_; do
+      kill -KILL $(pgrep -P "$j" || true) "$j" 2>/dev/null || true
+    done
     break
   fi
   sleep 5

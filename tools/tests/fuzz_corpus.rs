@@ -136,3 +136,22 @@ fn replay_pth() {
 fn replay_audit_log() {
     replay("audit_log");
 }
+
+/// Reproducers of crashes found in code another change is fixing, kept in
+/// `fuzz/artifacts/<target>/open/` until that fix lands (then moved up one level, where
+/// [`replay`] runs them in every test run). docs/reliability.md lists each with its stack.
+/// `cargo test -p panderm-tools --test fuzz_corpus -- --ignored open_reproducers`
+#[test]
+#[ignore = "crashes found by fuzzing whose fix is owned by another change; see docs/reliability.md"]
+fn open_reproducers() {
+    let mut failures = Vec::new();
+    for (target, _) in harness::TARGETS {
+        for file in inputs("artifacts", &format!("{target}/open")) {
+            let panics = run_one(target, &std::fs::read(&file).unwrap());
+            if !panics.is_empty() {
+                failures.push(format!("{}: {}", file.display(), panics.join("; ")));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} open reproducer(s) still panic:\n{}", failures.len(), failures.join("\n"));
+}
