@@ -242,34 +242,11 @@ impl Centroids {
     }
 }
 
-/// The `p`-th percentile (0–100) of `values` with numpy's default linear interpolation.
-pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
-    if values.is_empty() || !(0.0..=100.0).contains(&p) || values.iter().any(|v| v.is_nan()) {
-        return None;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let pos = p / 100.0 * (v.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    Some(v[lo] + (v[hi] - v[lo]) * (pos - lo as f64))
-}
+pub use crate::stats::percentile;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentile_matches_numpy_linear() {
-        // numpy.percentile([3, 1, 4, 1, 5], [0, 50, 90, 99, 100]) = [1, 3, 4.6, 4.96, 5]
-        let v = [3.0, 1.0, 4.0, 1.0, 5.0];
-        for (p, want) in [(0.0, 1.0), (50.0, 3.0), (90.0, 4.6), (99.0, 4.96), (100.0, 5.0)] {
-            let got = percentile(&v, p).expect("defined");
-            assert!((got - want).abs() < 1e-12, "p{p}: {got} vs {want}");
-        }
-        assert_eq!(percentile(&[], 50.0), None);
-        assert_eq!(percentile(&v, 101.0), None);
-    }
 
     #[test]
     fn distance_is_zero_on_a_centroid_and_grows_away_from_it() {

@@ -73,7 +73,7 @@ fn synthetic_input(shape: &[usize]) -> Result<ImageTensor> {
 }
 
 fn percentile_ms(sorted: &[f64], p: f64) -> f64 {
-    crate::abstain::percentile(sorted, p).unwrap_or(f64::NAN)
+    crate::stats::percentile(sorted, p).unwrap_or(f64::NAN)
 }
 
 /// Loads `model` and times it. `threads` must already be applied with

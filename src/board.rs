@@ -243,7 +243,7 @@ impl Board {
 
     /// Reads and validates one profile file.
     pub fn from_file(path: &Path) -> Result<Board> {
-        let bytes = crate::bundle_file::read_regular(path, 1 << 20, "board profile")?;
+        let bytes = crate::fsutil::read_regular(path, 1 << 20, "board profile")?;
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::new(ErrorKind::InvalidInput, format!("{}: not UTF-8 text", path.display())))?;
         let mut board = Board::from_toml(&text)

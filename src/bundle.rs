@@ -6,10 +6,10 @@
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::bundle_file::{caps, read_in_dir};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fsutil::{caps, read_in_dir};
+pub use crate::fsutil::{sha256_file, sha256_hex, sha256_reader};
 use crate::manifest_range::check;
 use crate::preprocess::PreprocessConfig;
 use crate::signing::{SIGNATURE_FILE, SignatureStatus, Trust};
@@ -244,26 +244,6 @@ fn invalid(dir: &Path, msg: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::InvalidInput, format!("{}: invalid manifest: {msg}", dir.join(MANIFEST).display()))
 }
 
-/// SHA-256 of everything `reader` yields, lowercase hex, read in 1 MiB chunks.
-pub fn sha256_reader(mut reader: impl std::io::Read) -> std::io::Result<String> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = reader.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex_lower(&h.finalize()))
-}
-
-/// SHA-256 of a file, lowercase hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    sha256_reader(f).map_err(|e| Error::io(path, e))
-}
-
 impl Manifest {
     /// Parses `manifest.toml` text.
     pub fn parse(text: &str, dir: &Path) -> Result<Manifest> {
@@ -425,7 +405,7 @@ fn check_labels(what: &str, labels: &[String]) -> std::result::Result<(), String
 
 /// A SHA-256 in the manifest: 64 lowercase hex digits.
 fn check_digest(key: &str, digest: &str) -> std::result::Result<(), String> {
-    if digest.len() == 64 && digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if crate::fsutil::is_sha256_hex(digest) {
         Ok(())
     } else {
         Err(format!("{key} = \"{digest}\" is not a SHA-256 (64 lowercase hex digits)"))
@@ -505,7 +485,7 @@ pub enum FileKind {
 }
 
 impl FileKind {
-    /// The largest file of this kind that is read ([`crate::bundle_file::caps`]).
+    /// The largest file of this kind that is read ([`crate::fsutil::caps`]).
     pub fn cap(self) -> u64 {
         match self {
             FileKind::Backbone => caps::BACKBONE,
@@ -551,7 +531,7 @@ impl Bundle {
     /// when it is read ([`Bundle::read_verified`]).
     pub fn open_with(dir: &Path, trust: &Trust) -> Result<Bundle> {
         let bytes = read_in_dir(dir, MANIFEST, caps::MANIFEST, "manifest")?;
-        let signature = if crate::bundle_file::exists_in_dir(dir, SIGNATURE_FILE) {
+        let signature = if crate::fsutil::exists_in_dir(dir, SIGNATURE_FILE) {
             Some(read_in_dir(dir, SIGNATURE_FILE, caps::SIGNATURE, "signature")?)
         } else {
             None
@@ -655,13 +635,4 @@ impl Bundle {
     pub fn path_of(&self, file: &str) -> PathBuf {
         self.dir.join(file)
     }
-}
-
-/// SHA-256 of bytes in memory, lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex_lower(&Sha256::digest(bytes))
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

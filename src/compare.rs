@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::classify::{Classifier, ClassifyReport};
 use crate::error::{Error, ErrorKind, Result};
+use crate::stats::cosine_distance;
 
 pub use crate::bundle::CompareSpec;
 
@@ -45,13 +46,6 @@ pub struct Comparison {
     pub flagged: bool,
     /// Which limits, in words.
     pub reasons: Vec<String>,
-}
-
-fn cosine_distance(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
-    let na = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let nb = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    if na == 0.0 || nb == 0.0 { 1.0 } else { 1.0 - dot / (na * nb) }
 }
 
 /// Compares two classified captures with the bundle's limits.

@@ -356,9 +356,9 @@ pub fn load_decluttered(path: &Path, options: &ModelOptions) -> Result<(TypedMod
     load_decluttered_bytes(&bytes, path, options)
 }
 
-/// Reads a model file: a regular file of at most [`crate::bundle_file::caps::BACKBONE`] bytes.
+/// Reads a model file: a regular file of at most [`crate::fsutil::caps::BACKBONE`] bytes.
 fn read_model_file(path: &Path) -> Result<Vec<u8>> {
-    crate::bundle_file::read_regular(path, crate::bundle_file::caps::BACKBONE, "model file").map_err(|e| {
+    crate::fsutil::read_regular(path, crate::fsutil::caps::BACKBONE, "model file").map_err(|e| {
         Error::new(if e.kind() == ErrorKind::Io { ErrorKind::Io } else { ErrorKind::ModelLoad }, e.message())
     })
 }

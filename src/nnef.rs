@@ -155,9 +155,6 @@ pub fn decode_metadata(value: &str) -> String {
 
 /// Writes a decluttered model as an NNEF tar. The file appears complete or not at all (temporary + rename).
 pub fn write(model: &TypedModel, path: &Path) -> Result<()> {
-    let tmp = path.with_extension("partial");
-    let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let mut out = std::io::BufWriter::new(file);
     // Only the string metadata travels (tract 0.23.9 writes other property types, e.g. the
     // ONNX IR version as an i64 cast, in a form its own reader refuses). Weights are shared.
     let mut model = model.clone();
@@ -167,19 +164,12 @@ pub fn write(model: &TypedModel, path: &Path) -> Result<()> {
             *v = tensor0(encode_metadata(&text)).into_arc_tensor();
         }
     }
-    let written = framework().write_to_tar(&model, &mut out).map(|_| ());
-    let flushed =
-        written.map_err(|e| Error::new(ErrorKind::ModelLoad, format!("{}: cannot write NNEF: {e:#}", path.display())));
-    let done = flushed.and_then(|()| {
-        use std::io::Write;
-        out.flush().map_err(|e| Error::io(&tmp, e))?;
-        out.get_ref().sync_all().map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-    });
-    if done.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    done
+    crate::fsutil::write_atomically_with(path, &path.with_extension("partial"), |out| {
+        framework()
+            .write_to_tar(&model, out)
+            .map(|_| ())
+            .map_err(|e| Error::new(ErrorKind::ModelLoad, format!("{}: cannot write NNEF: {e:#}", path.display())))
+    })
 }
 
 /// Reads an NNEF archive held in memory into a typed model. Call [`check_archive`] first: tract's

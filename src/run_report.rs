@@ -46,13 +46,7 @@ fn f64_for_json(v: f32) -> serde_json::Value {
     }
 }
 
-/// Numerically stable softmax.
-pub fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = logits.iter().map(|&x| (x - max).exp()).collect();
-    let sum: f32 = exps.iter().sum();
-    exps.into_iter().map(|e| e / sum).collect()
-}
+pub use crate::stats::softmax;
 
 /// A short human-readable summary of one image's outputs.
 pub fn human_summary(image: &str, outputs: &[Output]) -> String {

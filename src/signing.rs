@@ -299,11 +299,7 @@ fn parse_signature_file(bytes: &[u8]) -> std::result::Result<(KeyId, Signature),
 
 fn key_id(public: &[u8; 32]) -> KeyId {
     let digest = Sha256::digest(public);
-    KeyId(hex_lower(&digest[..8]))
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    KeyId(hex::encode(&digest[..8]))
 }
 
 fn bad_key(source: &str, why: &str) -> Error {
@@ -325,7 +321,7 @@ fn parse_key_line(text: &str, tag: &str, source: &str) -> Result<[u8; 32]> {
 }
 
 fn read_small_text(path: &Path) -> Result<String> {
-    let bytes = crate::bundle_file::read_regular(path, MAX_SMALL_FILE, "key file")?;
+    let bytes = crate::fsutil::read_regular(path, MAX_SMALL_FILE, "key file")?;
     String::from_utf8(bytes).map_err(|_| bad_key(&path.display().to_string(), "not UTF-8 text"))
 }
 

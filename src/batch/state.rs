@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use super::{BatchRow, RowStatus};
 use crate::bundle::Bundle;
 use crate::error::{Error, ErrorKind, Result};
+use crate::fsutil;
 
 /// Largest `results.jsonl` a run reads back (a row is a few KiB: this is over 100 000 images).
 pub const MAX_STATE_BYTES: u64 = 512 << 20;
@@ -31,30 +32,10 @@ const TMP_PREFIX: &str = ".panderm-batch-tmp-";
 /// Writes `bytes` to `path` atomically: temporary file in the same folder, `fsync`, rename,
 /// `fsync` of the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!("{TMP_PREFIX}{}-{name}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-        return result;
-    }
-    sync_dir(dir);
-    Ok(())
-}
-
-/// `fsync` of a folder so that a rename in it survives a power cut (best effort: not every
-/// platform can open a folder for syncing).
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    // Our own prefix, so that `remove_stale_temps` can clean up after an interrupted run.
+    let tmp = fsutil::parent_dir(path).join(format!("{TMP_PREFIX}{}-{name}", std::process::id()));
+    fsutil::write_atomically_with(path, &tmp, |out| out.write_all(bytes).map_err(|e| Error::io(path, e)))
 }
 
 /// Removes temporary files that an interrupted run left in `dir` (best effort).
@@ -135,7 +116,7 @@ fn read_state(path: &Path) -> Result<Option<String>> {
 /// Whether `s` is a SHA-256 digest as batch mode writes it: exactly 64 lowercase hex digits.
 /// The only text a thumbnail path is made from.
 pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    fsutil::is_sha256_hex(s)
 }
 
 /// Checks a row read back from `results.jsonl` before it is used (as a key, compared, written
@@ -199,5 +180,5 @@ pub fn validate_row(row: &BatchRow) -> std::result::Result<(), String> {
 /// preprocessing), first 16 hex digits. Results made with another fingerprint are redone.
 pub fn bundle_fingerprint(bundle: &Bundle) -> String {
     let digest = Sha256::digest(bundle.manifest.to_toml().as_bytes());
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    hex::encode(&digest[..8])
 }

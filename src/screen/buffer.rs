@@ -2,8 +2,6 @@
 //! to a framebuffer.
 
 use std::convert::Infallible;
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use embedded_graphics::pixelcolor::Rgb888;
@@ -75,30 +73,14 @@ impl RgbBuffer {
         }
     }
 
-    /// Saves the buffer as a PNG at `path`, atomically: written to a temporary file in the same
-    /// directory, synced, then renamed over `path`, so a reader never sees a partial file.
+    /// Saves the buffer as a PNG at `path`, atomically ([`crate::fsutil::write_atomically_with`]):
+    /// a reader never sees a partial file.
     pub fn save_png(&self, path: &Path) -> Result<()> {
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let result =
-            self.write_png(&tmp, path).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
-    }
-
-    /// Writes the PNG to `tmp`; errors name `path`, the file the caller asked for.
-    fn write_png(&self, tmp: &Path, path: &Path) -> Result<()> {
-        let file = File::create(tmp).map_err(|e| Error::io(path, e))?;
-        let mut out = BufWriter::new(file);
-        PngEncoder::new_with_quality(&mut out, CompressionType::Best, FilterType::Adaptive)
-            .write_image(&self.data, self.width, self.height, image::ExtendedColorType::Rgb8)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("{}: cannot write PNG: {e}", path.display())))?;
-        out.flush().map_err(|e| Error::io(path, e))?;
-        let file = out.into_inner().map_err(|e| Error::io(path, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(path, e))
+        crate::fsutil::write_atomically_with(path, &crate::fsutil::temp_path(path), |out| {
+            PngEncoder::new_with_quality(out, CompressionType::Best, FilterType::Adaptive)
+                .write_image(&self.data, self.width, self.height, image::ExtendedColorType::Rgb8)
+                .map_err(|e| Error::new(ErrorKind::Io, format!("{}: cannot write PNG: {e}", path.display())))
+        })
     }
 }
 

@@ -324,12 +324,7 @@ struct EvalHead {
     model: Option<Model>,
 }
 
-fn softmax(z: &[f32]) -> Vec<f32> {
-    let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f32> = z.iter().map(|v| (v - m).exp()).collect();
-    let s: f32 = e.iter().sum();
-    e.iter().map(|v| v / s).collect()
-}
+use panderm_edge::stats::softmax;
 
 fn argmax(p: &[f32]) -> usize {
     p.iter().enumerate().fold(0, |best, (i, v)| if *v > p[best] { i } else { best })

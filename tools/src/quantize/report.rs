@@ -6,17 +6,7 @@ use serde::Serialize;
 use super::Scheme;
 use super::calib::SkippedImage;
 
-/// Cosine similarity of two vectors (computed in f64; 0 if either is all zeros).
-pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (f64::from(x), f64::from(y));
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    if aa == 0.0 || bb == 0.0 { 0.0 } else { ab / (aa.sqrt() * bb.sqrt()) }
-}
+pub use panderm_edge::stats::cosine;
 
 /// Min / median / mean of per-image cosines.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
