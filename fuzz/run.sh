@@ -47,8 +47,11 @@ used=0
 while kill -0 "$pid" 2>/dev/null; do
   used=$(cpu)
   if [ "$used" -ge "$cpu_limit" ]; then
-    # The fork-mode parent does not stop on SIGINT (it only ends the running job): stop the
-    # parent, then its running job (`sh -c` and the fuzzer under it).
+    # The fork-mode parent does not stop on SIGINT (it only ends the running job). Let the
+    # running job finish (so /usr/bin/time counts it: a job killed while its parent is killed is
+    # never reaped by it), then stop the parent and the job it has just started.
+    job=$(pgrep -P "$pid" || true)
+    while [ -n "$job" ] && [ "$(pgrep -P "$pid" || true)" = "$job" ]; do sleep 0.2; done
     jobs_=$(pgrep -P "$pid" || true)
     kill -KILL "$pid" 2>/dev/null || true
     for j in $jobs_; do
