@@ -10,6 +10,7 @@ use crate::abstain::{Abstention, Centroids};
 use crate::bundle::{BackboneKind, Bundle, FileKind, HeadRole, Task};
 use crate::engine::{Model, ModelOptions};
 use crate::error::{Error, ErrorKind, Result};
+use crate::frame::{Frame, rgb_digest};
 use crate::preprocess::{PreprocessConfig, decode_bytes, preprocess_rgb};
 use crate::quality::{CheckResult, NOT_SKIN, QualityReport, QualityThresholds, assess};
 use crate::run_report::softmax;
@@ -17,6 +18,9 @@ use crate::signing::{SignatureStatus, Trust};
 
 /// Largest top-k a report holds (fixed capacity, no allocation per head).
 pub const MAX_TOP_K: usize = 16;
+
+/// The top-k of [`Classifier::classify_frame`] and of the C ABI: `panderm classify`'s default.
+pub const DEFAULT_TOP_K: usize = 3;
 
 /// The notice printed with every result of a demo bundle.
 pub const DEMO_NOTICE: &str =
@@ -307,6 +311,13 @@ impl Classifier {
         let preprocess = m.preprocess.to_config();
         let bundle_id = format!("{} {}", m.bundle.name, m.bundle.version);
         let quality = m.quality.clone();
+        log::info!(
+            "bundle {bundle_id} loaded from {}: {} backbone, {} head(s), {}",
+            dir.display(),
+            m.backbone.variant,
+            heads.len(),
+            bundle.signature.describe()
+        );
         Ok(Classifier {
             bundle,
             preprocess,
@@ -332,6 +343,12 @@ impl Classifier {
         &self.bundle
     }
 
+    /// The limits images and frames are checked against before decoding (from the manifest's
+    /// preprocessing).
+    pub fn decode_limits(&self) -> crate::preprocess::DecodeLimits {
+        self.preprocess.limits
+    }
+
     /// Classifies one image file: quality gate, then (if it passes) backbone, heads and the
     /// bundle's abstention rule.
     pub fn classify(&self, image: &Path, k: usize) -> Result<ClassifyReport<'_>> {
@@ -355,6 +372,28 @@ impl Classifier {
         self.classify_read(image, bytes, image_sha256, k, Instant::now())
     }
 
+    /// Classifies a camera frame (RGB8, RGBA8, BGR8, BGRA8 or NV12, any stride) with the
+    /// [`DEFAULT_TOP_K`]: converted to RGB in memory, then the same quality gate, preprocessing,
+    /// backbone, heads and abstention rule as a decoded file. The report names the image
+    /// [`Frame::describe`] (`frame:WIDTHxHEIGHT:FORMAT`) and its `image_sha256` is
+    /// [`rgb_digest`] of the converted pixels (see [`crate::frame`]).
+    pub fn classify_frame(&self, frame: &Frame<'_>) -> Result<ClassifyReport<'_>> {
+        self.classify_frame_as(frame, &frame.describe(), DEFAULT_TOP_K)
+    }
+
+    /// [`classify_frame`](Self::classify_frame) with the name the report gives the image (a raw
+    /// dump's path) and the top-k. The frame's size is checked against the bundle's decode limits
+    /// before the RGB image is allocated.
+    pub fn classify_frame_as(&self, frame: &Frame<'_>, name: &str, k: usize) -> Result<ClassifyReport<'_>> {
+        let t0 = Instant::now();
+        let image = Path::new(name);
+        let rgb = frame
+            .to_rgb(self.preprocess.limits)
+            .map_err(|e| Error::new(e.kind(), format!("{name}: {}", e.message())))?;
+        let image_sha256 = rgb_digest(&rgb);
+        self.classify_rgb(image, rgb, image_sha256, k, t0)
+    }
+
     fn classify_read(
         &self,
         image: &Path,
@@ -366,6 +405,19 @@ impl Classifier {
         let rgb = decode_bytes(&bytes, self.preprocess.apply_exif_orientation, self.preprocess.limits)
             .map_err(|e| Error::new(e.kind(), format!("{}: {}", image.display(), e.message())))?;
         drop(bytes);
+        self.classify_rgb(image, rgb, image_sha256, k, t0)
+    }
+
+    /// Everything after decoding: quality gate, preprocessing, backbone, heads, abstention.
+    /// `t0` is when reading (or converting) the image started.
+    fn classify_rgb(
+        &self,
+        image: &Path,
+        rgb: image::RgbImage,
+        image_sha256: String,
+        k: usize,
+        t0: Instant,
+    ) -> Result<ClassifyReport<'_>> {
         let decode_ms = ms(t0);
         let m = &self.bundle.manifest.bundle;
         let mut quality = assess(&rgb, &self.quality);
@@ -377,6 +429,11 @@ impl Classifier {
             quality.flags().into_iter().filter(|c| !(has_skin_head && *c == NOT_SKIN)).map(str::to_owned).collect();
         if self.quality_blocks && !blocking.is_empty() {
             let codes = blocking;
+            log::debug!(
+                "{}: quality gate failed ({}) in {decode_ms:.1} + {quality_ms:.1} ms",
+                image.display(),
+                codes.join(", ")
+            );
             return Ok(ClassifyReport {
                 image: image.to_string_lossy().into_owned(),
                 status: Status::CannotAssess,
@@ -407,6 +464,7 @@ impl Classifier {
         let mut timings = Timings { decode_ms, quality_ms, preprocess_ms, backbone_ms, ..Timings::default() };
         let model_error = |stage: String, detail: String, quality: QualityReport, mut timings: Timings| {
             timings.total_ms = ms(t0);
+            log::warn!("{}: model error in {stage}: {detail}", image.display());
             let why = Abstention::ModelError { stage, detail };
             ClassifyReport {
                 image: image.to_string_lossy().into_owned(),
@@ -469,6 +527,17 @@ impl Classifier {
             heads.clear();
         }
         timings.total_ms = ms(t0);
+        log::debug!(
+            "{}: {} in {:.1} ms (decode {:.1}, quality {:.1}, preprocess {:.1}, backbone {:.1}, heads {:.2})",
+            image.display(),
+            cannot_assess.as_ref().map_or("assessed", |c| c.message.as_str()),
+            timings.total_ms,
+            timings.decode_ms,
+            timings.quality_ms,
+            timings.preprocess_ms,
+            timings.backbone_ms,
+            timings.heads_ms
+        );
         Ok(ClassifyReport {
             image: image.to_string_lossy().into_owned(),
             status: Status::of(cannot_assess.as_ref()),

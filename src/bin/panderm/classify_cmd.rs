@@ -4,10 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
+use panderm_edge::Error;
 use panderm_edge::audit_log::{AuditLog, AuditLogConfig};
 use panderm_edge::board::Board;
-use panderm_edge::classify::{ClassifyReport, EXIT_CANNOT_ASSESS, EXIT_MODEL_ERROR, Status};
+use panderm_edge::classify::{Classifier, ClassifyReport, EXIT_CANNOT_ASSESS, EXIT_MODEL_ERROR, Status};
 use panderm_edge::device_view::{ScreenData, audit_error_record, audit_record};
+use panderm_edge::frame::RawSpec;
+use panderm_edge::preprocess::read_image_file;
 use panderm_edge::screen::{self, Framebuffer};
 
 use crate::{BoardArgs, TrustArgs, fail, load_classifier};
@@ -44,9 +48,19 @@ pub struct ClassifyArgs {
     /// `panderm log verify`). Default: $PANDERM_AUDIT_LOG when set.
     #[arg(long)]
     audit_log: Option<PathBuf>,
-    /// Images (JPEG, PNG, BMP, TIFF, WebP).
+    /// Read every image as a raw camera frame of this geometry, e.g. `1920x1080:nv12` (formats:
+    /// rgb8, rgba8, bgr8, bgra8, nv12 in BT.601 full range). A file holds the packed frame, or
+    /// every row padded to one stride. The report's image_sha256 is then the SHA-256 of the
+    /// frame's packed RGB8 pixels.
+    #[arg(long, value_name = "WIDTHxHEIGHT:FORMAT", value_parser = raw_spec)]
+    raw: Option<RawSpec>,
+    /// Images (JPEG, PNG, BMP, TIFF, WebP), or raw frames with --raw.
     #[arg(required = true)]
     images: Vec<PathBuf>,
+}
+
+fn raw_spec(s: &str) -> Result<RawSpec, String> {
+    s.parse().map_err(|e: Error| e.message().to_owned())
 }
 
 /// Exit codes: 0 every image assessed; 4 ([`EXIT_CANNOT_ASSESS`]) some image got "cannot
@@ -57,14 +71,9 @@ pub fn classify(args: ClassifyArgs) -> ExitCode {
         return fail("--screen and --fbdev show one result: give exactly one image");
     }
     let audit_path = args.audit_log.clone().or_else(|| std::env::var_os("PANDERM_AUDIT_LOG").map(PathBuf::from));
-    if let Some(dir) = audit_path.as_deref().and_then(Path::parent).filter(|d| !d.as_os_str().is_empty())
-        && let Err(e) = std::fs::create_dir_all(dir)
-    {
-        return fail(format!("{}: {e}", dir.display()));
-    }
-    let audit = match audit_path.as_deref().map(|p| AuditLog::open(p, AuditLogConfig::default())).transpose() {
+    let audit = match open_audit(audit_path.as_deref()) {
         Ok(a) => a,
-        Err(e) => return fail(e),
+        Err(e) => return fail(format!("{e:#}")),
     };
     let board_name = args.board.board.clone();
     let (mut classifier, board) = match load_classifier(&args.bundle, &args.board, &args.trust) {
@@ -88,7 +97,11 @@ pub fn classify(args: ClassifyArgs) -> ExitCode {
     let board_name = board.as_ref().map(|b| b.board.name.as_str());
     let mut outcome = Outcome::default();
     for path in &args.images {
-        match classifier.classify(path, args.top_k) {
+        let result = match args.raw {
+            Some(spec) => classify_raw(&classifier, path, spec, args.top_k),
+            None => classifier.classify(path, args.top_k),
+        };
+        match result {
             Ok(report) => {
                 // The record is on disk before anyone sees the result; a result that could not
                 // be logged is not shown.
@@ -139,6 +152,29 @@ pub fn classify(args: ClassifyArgs) -> ExitCode {
         }
     }
     outcome.exit_code()
+}
+
+/// Opens the audit log (creating its folder) when one is configured.
+fn open_audit(path: Option<&Path>) -> anyhow::Result<Option<AuditLog>> {
+    let Some(path) = path else { return Ok(None) };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the audit log's folder {}", dir.display()))?;
+    }
+    Ok(Some(AuditLog::open(path, AuditLogConfig::default())?))
+}
+
+/// A raw camera dump: read like an image file (a regular file within the bundle's decode
+/// limits), converted in memory, classified like a decoded image and named by its path.
+fn classify_raw<'c>(
+    classifier: &'c Classifier,
+    path: &Path,
+    spec: RawSpec,
+    k: usize,
+) -> panderm_edge::Result<ClassifyReport<'c>> {
+    let bytes = read_image_file(path, classifier.decode_limits())?;
+    let frame = spec.frame(&bytes).map_err(|e| Error::new(e.kind(), format!("{}: {}", path.display(), e.message())))?;
+    classifier.classify_frame_as(&frame, &path.to_string_lossy(), k)
 }
 
 /// The worst outcome over all images.

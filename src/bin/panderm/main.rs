@@ -26,8 +26,16 @@ use panderm_edge::signing::Trust;
     about = "Run the PanDerm dermatology foundation model on this device (no Python, no network)."
 )]
 struct Cli {
+    /// Library messages shown on stderr: off, error, warn, info, debug, trace, or `module=level`
+    /// filters (`panderm_edge::classify=debug,warn`). Default: $RUST_LOG when set, else warn.
+    #[arg(long, global = true, value_name = "LEVEL", value_parser = log_level)]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+fn log_level(s: &str) -> Result<String, String> {
+    panderm_edge::logging::check_filter(s).map(|()| s.to_owned())
 }
 
 #[derive(Subcommand)]
@@ -57,6 +65,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    panderm_edge::logging::init_cli(cli.log_level.as_deref(), "warn");
     match cli.command {
         Command::Run(args) => run_cmd::run(args),
         Command::Classify(args) => classify_cmd::classify(args),
