@@ -22,11 +22,11 @@ pub mod onnx_graph;
 pub mod package;
 pub mod probe;
 pub mod probe_report;
-pub mod pth_writer;
 pub mod quantize;
 pub mod sign;
 pub mod synth;
-pub mod synth_images;
 pub mod vit;
 
 pub use error::{ConvertError, Result};
+/// Former module paths, kept for callers.
+pub use synth::{images as synth_images, pth as pth_writer};

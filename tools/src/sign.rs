@@ -43,9 +43,8 @@ pub fn sign_bundle(dir: &Path, key: &Path) -> Result<KeyId, String> {
     let secret = SecretKey::read(key).map_err(|e| e.to_string())?;
     panderm_edge::classify::Classifier::load(dir).map_err(|e| format!("not signing: {e}"))?;
     let bundle = Bundle::open(dir).map_err(|e| e.to_string())?;
-    let manifest =
-        panderm_edge::fsutil::read_in_dir(dir, MANIFEST, panderm_edge::fsutil::caps::MANIFEST, "manifest")
-            .map_err(|e| e.to_string())?;
+    let manifest = panderm_edge::fsutil::read_in_dir(dir, MANIFEST, panderm_edge::fsutil::caps::MANIFEST, "manifest")
+        .map_err(|e| e.to_string())?;
     if panderm_edge::bundle::sha256_hex(&manifest) != bundle.manifest_sha256 {
         return Err(format!("{}: the manifest changed while signing; try again", dir.display()));
     }

@@ -8,12 +8,15 @@
 
 use std::path::Path;
 
+pub mod images;
+pub mod pth;
+
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
 
-use crate::pth_writer::{PthData, PthTensor, PyValue, write_pth};
 use crate::vit::{relative_position_index, sincos_pos_embed};
+use pth::{PthData, PthTensor, PyValue, write_pth};
 
 /// Which released layout to imitate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,7 +164,7 @@ pub fn write_checkpoint(
     path: &Path,
     tensors: &[SynthTensor],
     layout: SynthLayout,
-) -> std::result::Result<(), crate::pth_writer::PthWriteError> {
+) -> std::result::Result<(), pth::PthWriteError> {
     let entries: Vec<(String, PyValue)> = tensors
         .iter()
         .map(|t| {
