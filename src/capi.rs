@@ -87,7 +87,7 @@ pub const PANDERM_ERR_LOGGER: c_int = 13;
 
 /// How a frame's pixels are laid out (`panderm_classify_rgb`). A plain integer type, so that any
 /// value a caller passes is defined behaviour; an unknown one gives
-/// [`PANDERM_ERR_INVALID_ARGUMENT`].
+/// `PANDERM_ERR_INVALID_ARGUMENT`.
 pub type panderm_pixel_format = u32;
 /// 8-bit R, G, B; `stride_bytes >= 3 * width`.
 pub const PANDERM_PIXEL_RGB8: panderm_pixel_format = 0;
@@ -104,22 +104,21 @@ pub const PANDERM_PIXEL_NV12: panderm_pixel_format = 4;
 // ------------------------------------------------------------------------------------------------
 // Log levels
 
-/// Log levels for `panderm_set_log_callback` (the `level` argument of the callback, and its
-/// `max_level`). No messages.
+/// Log levels (`max_level` of `panderm_set_log_callback`, `level` of the callback): no messages.
 pub const PANDERM_LOG_OFF: c_int = 0;
 /// Errors.
 pub const PANDERM_LOG_ERROR: c_int = 1;
 /// Warnings.
 pub const PANDERM_LOG_WARN: c_int = 2;
-/// Information (a bundle loaded, …).
+/// Information (a bundle loaded, ...).
 pub const PANDERM_LOG_INFO: c_int = 3;
 /// Debugging (each classification's stages and timings; tract's own messages).
 pub const PANDERM_LOG_DEBUG: c_int = 4;
 /// Everything.
 pub const PANDERM_LOG_TRACE: c_int = 5;
 
-/// A log callback: `level` is one of `PANDERM_LOG_ERROR` … `PANDERM_LOG_TRACE`, `target` the
-/// emitting Rust module (`panderm_edge::classify`, `tract_core::…`), `message` one line; both
+/// A log callback: `level` is one of `PANDERM_LOG_ERROR` ... `PANDERM_LOG_TRACE`, `target` the
+/// emitting Rust module (`panderm_edge::classify`, `tract_core::...`), `message` one line; both
 /// strings are valid only during the call. Called on whichever thread logs, possibly several
 /// at once: it must be thread-safe and must not unwind. It may call panderm functions.
 pub type panderm_log_callback =
@@ -276,7 +275,7 @@ fn give_string(s: String) -> Result<*mut c_char, Failure> {
 /// Classifies with `run` and writes the JSON; the return code follows the report's status.
 ///
 /// # Safety
-/// `json_out` is non-NULL and writable (checked by [`json_out_arg`]).
+/// `json_out` is non-NULL and writable (checked by `json_out_arg`).
 unsafe fn classify_into(
     json_out: *mut *mut c_char,
     run: impl FnOnce() -> Result<(String, Status, Option<String>), Error>,
@@ -329,10 +328,10 @@ fn report_json(report: &crate::classify::ClassifyReport<'_>) -> Result<(String, 
 ///
 /// `trusted_key_or_null`: the path of a public key file (`KEY.pub`, written by
 /// `panderm-tools keygen`); the bundle must then be signed by that key, else
-/// [`PANDERM_ERR_UNTRUSTED`]. NULL: no key configured, unsigned bundles load (the JSON's
+/// `PANDERM_ERR_UNTRUSTED`. NULL: no key configured, unsigned bundles load (the JSON's
 /// `signature.state` says `unsigned`).
 ///
-/// Returns [`PANDERM_OK`], or an error code with `*out` set to NULL.
+/// Returns `PANDERM_OK`, or an error code with `*out` set to NULL.
 ///
 /// # Safety
 /// `dir` and `trusted_key_or_null` are NULL or NUL-terminated strings; `out` is NULL or
@@ -373,7 +372,7 @@ pub unsafe extern "C" fn panderm_bundle_open(
 /// Classifies an image file (JPEG, PNG, BMP, TIFF, WebP) with the bundle, exactly like
 /// `panderm classify --json` with its default top-3.
 ///
-/// Returns [`PANDERM_OK`] (assessed), [`PANDERM_CANNOT_ASSESS`] or [`PANDERM_MODEL_ERROR`] with
+/// Returns `PANDERM_OK` (assessed), `PANDERM_CANNOT_ASSESS` or `PANDERM_MODEL_ERROR` with
 /// `*json_out` set to the report (free it with `panderm_string_free`), or an error code with
 /// `*json_out` set to NULL.
 ///
@@ -407,8 +406,8 @@ pub unsafe extern "C" fn panderm_classify_file(
 ///
 /// Returns as `panderm_classify_file`; NULL `pixels`, a zero `width` or `height`, a stride
 /// shorter than a row, an odd NV12 size or an unknown `fmt` give
-/// [`PANDERM_ERR_INVALID_ARGUMENT`]; a frame over the bundle's decode limits
-/// [`PANDERM_ERR_IMAGE_TOO_LARGE`].
+/// `PANDERM_ERR_INVALID_ARGUMENT`; a frame over the bundle's decode limits
+/// `PANDERM_ERR_IMAGE_TOO_LARGE`.
 ///
 /// # Safety
 /// `pixels` is NULL or points to at least the number of readable bytes given above;
@@ -507,15 +506,15 @@ pub unsafe extern "C" fn panderm_bundle_close(b: *mut panderm_bundle) {
 }
 
 /// The message of the last failed call on this thread, or NULL if the last call succeeded.
-/// After [`PANDERM_CANNOT_ASSESS`] or [`PANDERM_MODEL_ERROR`] it holds the report's "cannot
-/// assess …" sentence. Valid until the next panderm call on this thread; do not free it.
+/// After `PANDERM_CANNOT_ASSESS` or `PANDERM_MODEL_ERROR` it holds the report's "cannot
+/// assess ..." sentence. Valid until the next panderm call on this thread; do not free it.
 #[unsafe(no_mangle)]
 pub extern "C" fn panderm_last_error() -> *const c_char {
     catch_unwind(|| LAST_ERROR.with(|e| e.borrow().as_ref().map_or(std::ptr::null(), |c| c.as_ptr())))
         .unwrap_or(std::ptr::null())
 }
 
-/// The name of a return code (`"PANDERM_OK"`, `"PANDERM_CANNOT_ASSESS"`, …), or
+/// The name of a return code (`"PANDERM_OK"`, `"PANDERM_CANNOT_ASSESS"`, ...), or
 /// `"PANDERM_UNKNOWN_CODE"`. Static: never free it.
 #[unsafe(no_mangle)]
 pub extern "C" fn panderm_code_name(code: c_int) -> *const c_char {
@@ -553,7 +552,7 @@ pub extern "C" fn panderm_version() -> *const c_char {
 /// Sets the number of threads inference uses, process-wide (1, the default, runs on the calling
 /// thread; a board profile's `cpu.threads` is the usual choice). Applies to later calls.
 ///
-/// Returns [`PANDERM_OK`], or [`PANDERM_ERR_INVALID_ARGUMENT`] for 0.
+/// Returns `PANDERM_OK`, or `PANDERM_ERR_INVALID_ARGUMENT` for 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn panderm_set_threads(threads: u32) -> c_int {
     entry("panderm_set_threads", || {
@@ -563,12 +562,12 @@ pub extern "C" fn panderm_set_threads(threads: u32) -> c_int {
 }
 
 /// Routes the library's log messages to `callback` (with `user_data` passed back), up to
-/// `max_level` (`PANDERM_LOG_OFF` … `PANDERM_LOG_TRACE`). A NULL callback turns logging off.
+/// `max_level` (`PANDERM_LOG_OFF` ... `PANDERM_LOG_TRACE`). A NULL callback turns logging off.
 /// May be called again at any time to change the callback or the level. Nothing is logged
 /// before the first call.
 ///
-/// Returns [`PANDERM_OK`]; [`PANDERM_ERR_INVALID_ARGUMENT`] for a level outside 0–5;
-/// [`PANDERM_ERR_LOGGER`] if the process already has another Rust `log` logger (a Rust host
+/// Returns `PANDERM_OK`; `PANDERM_ERR_INVALID_ARGUMENT` for a level outside 0-5;
+/// `PANDERM_ERR_LOGGER` if the process already has another Rust `log` logger (a Rust host
 /// application's), which then receives the messages instead.
 ///
 /// # Safety
@@ -647,4 +646,46 @@ impl Log for CallbackLogger {
     }
 
     fn flush(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last() -> Option<String> {
+        let p = panderm_last_error();
+        // SAFETY: NULL or the thread's NUL-terminated message.
+        (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    }
+
+    #[test]
+    fn a_panic_becomes_an_error_code() {
+        assert_eq!(entry("test", || panic!("boom")), PANDERM_ERR_PANIC);
+        assert!(last().unwrap().contains("internal panic caught: boom"), "{:?}", last());
+        assert_eq!(entry("test", || Ok(PANDERM_OK)), PANDERM_OK);
+        assert_eq!(last(), None, "each call clears the last error");
+        assert_eq!(entry("test", || Err(Failure::new(PANDERM_ERR_IO, "gone"))), PANDERM_ERR_IO);
+        assert_eq!(last().as_deref(), Some("gone"));
+    }
+
+    #[test]
+    fn codes_are_distinct_and_named() {
+        let kinds = [
+            ErrorKind::Io,
+            ErrorKind::ImageDecode,
+            ErrorKind::ImageTooLarge,
+            ErrorKind::ModelLoad,
+            ErrorKind::Inference,
+            ErrorKind::InvalidInput,
+            ErrorKind::Untrusted,
+            ErrorKind::ModelOutput,
+        ];
+        let codes: BTreeSet<c_int> = kinds.iter().map(|k| code_of(*k)).collect();
+        assert_eq!(codes.len(), kinds.len());
+        assert!(!codes.contains(&PANDERM_OK));
+        for code in 0..=13 {
+            assert_ne!(code_name(code), "PANDERM_UNKNOWN_CODE", "{code}");
+        }
+        assert_eq!(code_of(ErrorKind::ModelOutput), PANDERM_MODEL_ERROR);
+    }
 }
