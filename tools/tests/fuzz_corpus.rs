@@ -86,10 +86,7 @@ fn replay(target: &str) {
 #[test]
 fn every_target_has_a_test() {
     let names: Vec<&str> = harness::TARGETS.iter().map(|(n, _)| *n).collect();
-    assert_eq!(
-        names,
-        ["manifest", "board", "npy", "image", "onnx", "nnef", "dataset_csv", "pth", "audit_log"]
-    );
+    assert_eq!(names, ["manifest", "board", "npy", "image", "onnx", "nnef", "dataset_csv", "pth", "audit_log"]);
 }
 
 #[test]
