@@ -19,8 +19,11 @@ use std::path::{Path, PathBuf};
 /// a smaller `-max_len` anyway).
 pub const MAX_INPUT: usize = 1 << 20;
 
+/// A harness: takes the fuzzer's bytes, returns nothing, must never panic.
+pub type Harness = fn(&[u8]);
+
 /// Every target, by the name of its corpus folder (`fuzz/corpus/<name>`) and its harness.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Harness)] = &[
     ("manifest", manifest),
     ("board", board),
     ("npy", npy),
@@ -108,7 +111,7 @@ pub fn image(data: &[u8]) {
         return;
     }
     let limits = DecodeLimits { max_side: 512, max_bytes: 1 << 20 };
-    let exif = data.len() % 2 == 0;
+    let exif = data.len().is_multiple_of(2);
     if let Ok(img) = decode_bytes(data, exif, limits) {
         assert!(img.width() <= 512 && img.height() <= 512, "{}x{} beyond the limits", img.width(), img.height());
     }
@@ -175,15 +178,21 @@ pub fn pth(data: &[u8]) {
     let _ = panderm_tools::vit::VitWeights::from_checkpoint(&mut ck, &opts);
 }
 
-/// An audit log (`panderm log verify`): [`panderm_edge::audit_log::verify`] on the bytes as the
-/// log file, then the human report.
+/// An audit log (`panderm log verify`): [`panderm_edge::audit_log::verify_bytes`] (the pure reader
+/// [`panderm_edge::audit_log::verify`] runs on each file) and the human report; an input holding
+/// a NUL byte is also verified as two files (a rotated file, then the current one) split there,
+/// so the chain across a rotation is exercised.
 pub fn audit_log(data: &[u8]) {
+    use panderm_edge::audit_log::{verify_bytes, verify_files};
     if data.len() > MAX_INPUT {
         return;
     }
-    let path = scratch_file("audit.jsonl", data);
-    if let Ok(report) = panderm_edge::audit_log::verify(&path) {
-        let _ = report.is_ok();
+    let report = verify_bytes(data);
+    let _ = report.is_ok();
+    let _ = report.human();
+    if let Some(nul) = data.iter().position(|&b| b == 0) {
+        let files = [(Path::new("audit.jsonl.1"), &data[..nul]), (Path::new("audit.jsonl"), &data[nul + 1..])];
+        let report = verify_files(&files);
         let _ = report.human();
     }
 }
