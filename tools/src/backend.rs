@@ -174,12 +174,12 @@ impl Backbone {
     /// Runs up to `batch_size` images; returns the first output's row for each image.
     pub fn run(&self, images: &[&ImageTensor]) -> Result<Vec<Vec<f32>>, String> {
         match &self.inner {
-            Inner::Cpu(model) => Ok(model
+            Inner::Cpu(model) => model
                 .run(images)
                 .map_err(|e| e.to_string())?
                 .into_iter()
-                .map(|mut o| o.swap_remove(0).values)
-                .collect()),
+                .map(|o| o.into_iter().next().map(|t| t.values).ok_or_else(|| "the model has no output".to_owned()))
+                .collect(),
             #[cfg(feature = "cuda")]
             Inner::Cuda(runnable) => {
                 use tract_onnx::prelude::*;

@@ -147,6 +147,10 @@ pub struct Checkpoint {
     pub tensors: BTreeMap<String, LazyTensor>,
     /// Entries deliberately ignored (pretraining extras, optimizer state), by original name.
     pub ignored: Vec<String>,
+    /// Bytes the tensors taken so far materialize, against [`Checkpoint::read_limit`].
+    taken_bytes: u64,
+    /// Size of the file.
+    file_len: u64,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -184,7 +188,27 @@ impl Checkpoint {
         let sha256 = sha256_file(path)?;
         let (layout, tensors, ignored) =
             apply_policy(all.into_iter().map(|(k, t)| (k, LazyTensor { inner: t })).collect())?;
-        Ok(Checkpoint { path: path.to_owned(), sha256, container, layout, tensors, ignored })
+        Ok(Checkpoint {
+            path: path.to_owned(),
+            sha256,
+            container,
+            layout,
+            tensors,
+            ignored,
+            taken_bytes: 0,
+            file_len: meta.len(),
+        })
+    }
+
+    /// Most bytes the tensors of this checkpoint may materialize in all: four times the file.
+    ///
+    /// A tensor in a `.pth` file is a view of a storage, and a view with a zero stride (an
+    /// `expand`) can declare far more elements than its storage holds, so a small crafted file
+    /// can ask for gigabytes (the reader caps one tensor at 10 GiB, not the file). A genuine
+    /// checkpoint stores each weight once, so its tensors add up to at most its own size
+    /// (re-compressed archives: somewhat more); four times leaves room for that.
+    pub fn read_limit(&self) -> u64 {
+        self.file_len.saturating_mul(4)
     }
 
     /// Removes and returns a tensor, checking its shape.
@@ -203,6 +227,17 @@ impl Checkpoint {
                 found: t.shape().to_vec(),
             });
         }
+        let total = self.taken_bytes.saturating_add(t.inner.byte_len() as u64);
+        if total > self.read_limit() {
+            return Err(ConvertError::BadTensor {
+                key: key.to_owned(),
+                reason: format!(
+                    "the tensors read so far would materialize {total} bytes from a {}-byte file (more than 4× its size: expanded or overlapping views?); refusing",
+                    self.file_len
+                ),
+            });
+        }
+        self.taken_bytes = total;
         Ok(t)
     }
 

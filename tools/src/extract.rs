@@ -7,11 +7,13 @@
 //!   previous batch;
 //! * the run is resumable: rows are written in place into `OUT.partial` and the number of
 //!   rows durably written is recorded in `OUT.progress.json` with the model and CSV digests.
-//!   A killed run continues where it stopped; a partial file from another model or CSV is
-//!   refused, never mixed. On completion `OUT.partial` is renamed to `OUT`;
+//!   A killed run continues where it stopped; a partial file from another job (model, CSV,
+//!   shard and row range, preprocessing, device or tool), or one that holds fewer rows than
+//!   its record says, is refused, never mixed or zero-padded. On completion `OUT.partial` is
+//!   renamed to `OUT`;
 //! * `--device cuda|auto` runs the same graph on a GPU through tract-cuda ([`crate::backend`]);
 //! * `--shard I/N` extracts a contiguous slice of the rows, so N machines can share a data set;
-//!   [`merge`] joins the shards in CSV order.
+//!   [`merge`] joins the shards in CSV order, taking only the complete shards 1..N of one job.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -48,9 +50,17 @@ impl Shard {
         Ok(Shard { index, count })
     }
 
-    /// The contiguous CSV row range `[start, end)` of this shard out of `rows`.
+    /// The contiguous CSV row range `[start, end)` of this shard out of `rows` (computed
+    /// without overflow for any `rows`, e.g. one read from an untrusted sidecar).
     pub fn range(&self, rows: usize) -> (usize, usize) {
-        ((self.index - 1) * rows / self.count, self.index * rows / self.count)
+        let at = |i: usize| (i as u128 * rows as u128 / self.count.max(1) as u128) as usize;
+        (at(self.index.saturating_sub(1)), at(self.index))
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
     }
 }
 
@@ -135,6 +145,52 @@ fn suffixed(out: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+impl Sidecar {
+    /// "shard 1/2 (rows 0..5)" or "the whole CSV (rows 0..10)".
+    fn describe(&self) -> String {
+        match &self.shard {
+            Some(s) => format!("shard {s} (rows {}..{})", self.row_start, self.row_end),
+            None => format!("the whole CSV (rows {}..{})", self.row_start, self.row_end),
+        }
+    }
+
+    /// Why a partial output recorded by `prev` is not a part of the job `self`, if it is not.
+    /// A job is one model, one CSV and one row range (shard) of it, with one preprocessing,
+    /// feature width, device and tool; resuming across any difference would mix rows.
+    fn foreign(&self, prev: &Sidecar) -> Option<String> {
+        let short = |h: &str| h.get(..12).unwrap_or(h).to_owned();
+        Some(if prev.model_sha256 != self.model_sha256 {
+            format!(
+                "from a different model or CSV: model {}… there, {}… here",
+                short(&prev.model_sha256),
+                short(&self.model_sha256)
+            )
+        } else if prev.csv_sha256 != self.csv_sha256 || prev.csv_rows != self.csv_rows {
+            format!(
+                "from a different model or CSV: CSV {}… of {} rows there, {}… of {} rows here",
+                short(&prev.csv_sha256),
+                prev.csv_rows,
+                short(&self.csv_sha256),
+                self.csv_rows
+            )
+        } else if prev.shard != self.shard || prev.row_start != self.row_start || prev.row_end != self.row_end {
+            format!("of {}, this run is {}", prev.describe(), self.describe())
+        } else if prev.rows != self.rows || prev.rows_done > prev.rows {
+            format!("with an inconsistent progress record ({} of {} rows)", prev.rows_done, prev.rows)
+        } else if prev.dim != self.dim {
+            format!("of {}-wide features, this model gives {}", prev.dim, self.dim)
+        } else if prev.preprocess != self.preprocess {
+            format!("with other preprocessing ({})", prev.preprocess)
+        } else if prev.device != self.device {
+            format!("computed on {}, this run is on {}", prev.device, self.device)
+        } else if prev.tool != self.tool {
+            format!("written by {}, this is {}", prev.tool, self.tool)
+        } else {
+            return None;
+        })
+    }
+}
+
 fn write_json_atomically(path: &Path, value: &Sidecar) -> Result<(), String> {
     let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
     crate::convert::write_atomically(path, text.as_bytes()).map_err(|e| e.to_string())
@@ -172,13 +228,17 @@ pub fn extract(
     let Some((h, w)) = model.input_size() else {
         return Err(format!("{}: not an image model", model_path.display()));
     };
+    check_input_size(model_path, h, w)?;
     // The file header needs the feature width before the first real batch: run a zero image.
     let t_probe = Instant::now();
     let probe = model.run(&[&ImageTensor { data: vec![0.0; 3 * h * w], height: h, width: w }])?;
     if timings {
         eprintln!("timing: first batch {:.2} s", t_probe.elapsed().as_secs_f64());
     }
-    let dim = probe[0].len();
+    let dim = probe.first().map_or(0, Vec::len);
+    if dim == 0 {
+        return Err(format!("{}: the model gives no features", model_path.display()));
+    }
     let cfg = PreprocessConfig::default();
     let csv_rows = ds.rows.len();
     let (row_start, row_end) = opts.shard.map_or((0, csv_rows), |s| s.range(csv_rows));
@@ -200,25 +260,21 @@ pub fn extract(
     let partial = suffixed(out, ".partial");
     let progress = suffixed(out, ".progress.json");
     let header = header_f32(&[rows, dim]);
-    let row_bytes = (dim * 4) as u64;
+    let row_bytes = dim as u64 * 4;
     // Resume or start fresh.
     let mut start_row = 0;
     if partial.exists() && progress.exists() && !opts.restart {
         let text = std::fs::read_to_string(&progress).map_err(|e| format!("{}: {e}", progress.display()))?;
         let prev: Sidecar = serde_json::from_str(&text)
             .map_err(|e| format!("{}: unreadable progress record: {e}", progress.display()))?;
-        let same = prev.model_sha256 == record.model_sha256
-            && prev.csv_sha256 == record.csv_sha256
-            && prev.rows == rows
-            && prev.dim == dim
-            && prev.preprocess == record.preprocess;
-        if !same {
+        if let Some(why) = record.foreign(&prev) {
             return Err(format!(
-                "{}: a partial extraction from a different model or CSV exists; refusing to mix rows (use --restart to discard it)",
+                "{}: a partial extraction {why}; refusing to mix rows (use --restart to discard it)",
                 partial.display()
             ));
         }
-        start_row = prev.rows_done.min(rows);
+        start_row = prev.rows_done;
+        check_partial(&partial, &header, row_bytes, start_row)?;
     } else if partial.exists() && !opts.restart {
         return Err(format!(
             "{}: partial output without a progress record; use --restart to discard it",
@@ -312,6 +368,14 @@ pub fn extract(
             let mut refs: Vec<&ImageTensor> = vec![&zero; offset];
             refs.extend(tensors.iter());
             let mut outputs = model.run(&refs)?;
+            if outputs.len() != refs.len() || outputs.iter().any(|o| o.len() != dim) {
+                return Err(format!(
+                    "{}: the model gave {} outputs for {} images (or a feature width other than {dim})",
+                    model_path.display(),
+                    outputs.len(),
+                    refs.len()
+                ));
+            }
             outputs.drain(..offset);
             if timings {
                 eprintln!(
@@ -344,6 +408,33 @@ pub fn extract(
     Ok(ExtractSummary { rows, computed, dim, seconds: started.elapsed().as_secs_f64(), device: record.device })
 }
 
+/// Checks that a partial output to be resumed is what its progress record says: the array
+/// header this run writes, then at least `rows_done` complete rows. Anything else (a partial
+/// from another job, one truncated by a crash of the file system, a hand-edited record) would
+/// be padded with zeros or mixed, so it is refused and left untouched.
+fn check_partial(partial: &Path, header: &[u8], row_bytes: u64, rows_done: usize) -> Result<(), String> {
+    use std::io::Read;
+    let err = |e: std::io::Error| format!("{}: {e}", partial.display());
+    let mut f = File::open(partial).map_err(err)?;
+    let len = f.metadata().map_err(err)?.len();
+    let mut head = Vec::with_capacity(header.len());
+    Read::take(&mut f, header.len() as u64).read_to_end(&mut head).map_err(err)?;
+    if head != header {
+        return Err(format!(
+            "{}: its array header is not the one this run writes (torn, or from another job); refusing to resume (use --restart to discard it)",
+            partial.display()
+        ));
+    }
+    let complete = len.saturating_sub(header.len() as u64) / row_bytes.max(1);
+    if complete < rows_done as u64 {
+        return Err(format!(
+            "{}: holds {complete} complete rows but its progress record says {rows_done} were written; refusing to resume (use --restart to discard it)",
+            partial.display()
+        ));
+    }
+    Ok(())
+}
+
 fn read_sidecar(features: &Path) -> Result<Sidecar, String> {
     let p = suffixed(features, ".json");
     let text = std::fs::read_to_string(&p)
@@ -351,41 +442,131 @@ fn read_sidecar(features: &Path) -> Result<Sidecar, String> {
     serde_json::from_str(&text).map_err(|e| format!("{}: not a features sidecar: {e}", p.display()))
 }
 
-/// `merge-features`: joins shard outputs (any order) into one features file in CSV order,
-/// refusing shards of different models, CSVs or preprocessing, and gaps or overlaps.
+/// `merge-features`: joins shard outputs (any order) into one features file in CSV order.
+///
+/// Only the complete, disjoint shards 1..N of one job are accepted: every file must be a
+/// complete shard `I/N` (the same N for all, each I once, none missing) whose sidecar covers
+/// exactly the rows of shard `I/N` of the CSV, from the same model, CSV, preprocessing and
+/// feature width, with an array of the size its sidecar states. Everything is checked before
+/// the output is created; a refused merge leaves nothing behind.
 pub fn merge(shards: &[PathBuf], out: &Path) -> Result<Sidecar, String> {
     if shards.is_empty() {
         return Err("no shards given".into());
     }
-    let mut parts: Vec<(Sidecar, &PathBuf)> = Vec::new();
+    let mut parts: Vec<(Sidecar, &PathBuf, Option<Shard>)> = Vec::new();
     for p in shards {
         let s = read_sidecar(p)?;
         if s.rows_done != s.rows {
             return Err(format!("{}: incomplete shard ({} of {} rows)", p.display(), s.rows_done, s.rows));
         }
-        parts.push((s, p));
+        if s.row_start > s.row_end || s.row_end > s.csv_rows || s.rows != s.row_end - s.row_start {
+            return Err(format!(
+                "{}: its sidecar is inconsistent (rows {}..{} of a {}-row CSV, {} rows)",
+                p.display(),
+                s.row_start,
+                s.row_end,
+                s.csv_rows,
+                s.rows
+            ));
+        }
+        let shard = match &s.shard {
+            Some(label) => {
+                let shard = Shard::parse(label)
+                    .map_err(|_| format!("{}: its sidecar names shard {label:?}, which is not I/N", p.display()))?;
+                let (a, b) = shard.range(s.csv_rows);
+                if (a, b) != (s.row_start, s.row_end) {
+                    return Err(format!(
+                        "{}: its sidecar says shard {shard} covers rows {}..{}, but shard {shard} of {} rows is rows {a}..{b}",
+                        p.display(),
+                        s.row_start,
+                        s.row_end,
+                        s.csv_rows
+                    ));
+                }
+                Some(shard)
+            }
+            None if shards.len() > 1 => {
+                return Err(format!(
+                    "{} is not a shard (it covers the whole CSV); merge the outputs of one `extract --shard I/N` run",
+                    p.display()
+                ));
+            }
+            None if (s.row_start, s.row_end) != (0, s.csv_rows) => {
+                return Err(format!(
+                    "{}: its sidecar names no shard but covers only rows {}..{} of {}",
+                    p.display(),
+                    s.row_start,
+                    s.row_end,
+                    s.csv_rows
+                ));
+            }
+            None => None,
+        };
+        parts.push((s, p, shard));
     }
-    let (first, first_path) = (parts[0].0.clone(), parts[0].1);
+    let (first, first_path, first_shard) = (parts[0].0.clone(), parts[0].1, parts[0].2);
     let first = &first;
-    for (s, p) in &parts[1..] {
+    for (s, p, shard) in &parts[1..] {
         let what = if s.model_sha256 != first.model_sha256 {
-            Some("a different model")
+            Some("a different model".to_owned())
         } else if s.csv_sha256 != first.csv_sha256 {
-            Some("a different CSV")
+            Some("a different CSV".to_owned())
         } else if s.preprocess != first.preprocess {
-            Some("different preprocessing")
+            Some("different preprocessing".to_owned())
         } else if s.dim != first.dim || s.csv_rows != first.csv_rows {
-            Some("a different feature width or row count")
+            Some("a different feature width or row count".to_owned())
         } else {
             None
         };
         if let Some(w) = what {
             return Err(format!("{} comes from {w} than {}; refusing to merge", p.display(), first_path.display()));
         }
+        if let (Some(a), Some(b)) = (shard, first_shard)
+            && a.count != b.count
+        {
+            return Err(format!(
+                "{} is shard {a} but {} is shard {b}: outputs of different --shard runs; refusing to merge",
+                p.display(),
+                first_path.display()
+            ));
+        }
     }
-    parts.sort_by_key(|(s, _)| s.row_start);
+    if let Some(count) = first_shard.map(|s| s.count) {
+        // A map, not a table of `count` slots: N comes from an untrusted sidecar.
+        let mut seen: std::collections::BTreeMap<usize, &PathBuf> = std::collections::BTreeMap::new();
+        for (_, p, shard) in &parts {
+            let index = shard.map_or(0, |s| s.index);
+            if let Some(other) = seen.insert(index, p) {
+                return Err(format!(
+                    "shard {index}/{count} is given twice ({} and {}); refusing to merge",
+                    other.display(),
+                    p.display()
+                ));
+            }
+        }
+        if seen.len() != count {
+            // At most `seen.len() + 3` indices are looked at, whatever N is.
+            let missing: Vec<String> = (1..=count)
+                .filter(|i| !seen.contains_key(i))
+                .take(3)
+                .map(|i| {
+                    let shard = Shard { index: i, count };
+                    let (a, b) = shard.range(first.csv_rows);
+                    format!("shard {shard} (rows {a}..{b})")
+                })
+                .collect();
+            let more = count - seen.len() - missing.len();
+            return Err(format!(
+                "missing {}{}: every shard 1..{count} is needed; refusing to merge",
+                missing.join(", "),
+                if more > 0 { format!(" and {more} more") } else { String::new() }
+            ));
+        }
+    }
+    parts.sort_by_key(|(s, _, _)| s.row_start);
+    // Implied by the checks above; kept as the invariant the output relies on.
     let mut next = 0;
-    for (s, p) in &parts {
+    for (s, p, _) in &parts {
         if s.row_start != next {
             return Err(if s.row_start > next {
                 format!("rows {next}..{} are missing (no shard covers them)", s.row_start)
@@ -399,26 +580,39 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<Sidecar, String> {
         return Err(format!("rows {next}..{} are missing (no shard covers them)", first.csv_rows));
     }
     let dim = first.dim;
-    let tmp = suffixed(out, ".partial");
-    let mut f = std::io::BufWriter::new(File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?);
-    f.write_all(&header_f32(&[first.csv_rows, dim])).map_err(|e| e.to_string())?;
-    for (s, p) in &parts {
-        let a = panderm_edge::npy::read_f32(p).map_err(|e| e.to_string())?;
-        if a.shape != [s.rows, dim] {
+    // Every array's header and size, before the output exists.
+    let mut arrays = Vec::with_capacity(parts.len());
+    for (s, p, _) in &parts {
+        let (h, file) = panderm_edge::npy::open_f32(p).map_err(|e| e.to_string())?;
+        if h.shape != [s.rows, dim] {
             return Err(format!(
                 "{}: shape {:?} does not match its sidecar ({} x {dim})",
                 p.display(),
-                a.shape,
+                h.shape,
                 s.rows
             ));
         }
-        for v in &a.data {
-            f.write_all(&v.to_le_bytes()).map_err(|e| e.to_string())?;
-        }
+        arrays.push((h.data_len, file, *p));
     }
-    f.into_inner().map_err(|e| e.to_string())?.sync_all().map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let devices: std::collections::BTreeSet<&str> = parts.iter().map(|(s, _)| s.device.as_str()).collect();
+    let tmp = suffixed(out, ".partial");
+    let written = (|| -> Result<(), String> {
+        let mut f = std::io::BufWriter::new(File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?);
+        f.write_all(&header_f32(&[first.csv_rows, dim])).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        for (len, file, p) in arrays {
+            let copied = std::io::copy(&mut std::io::Read::take(file, len), &mut f)
+                .map_err(|e| format!("{}: {e}", p.display()))?;
+            if copied != len {
+                return Err(format!("{}: changed while merging ({copied} of {len} data bytes)", p.display()));
+            }
+        }
+        f.into_inner().map_err(|e| e.to_string())?.sync_all().map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, out).map_err(|e| format!("{}: {e}", out.display()))
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    let devices: std::collections::BTreeSet<&str> = parts.iter().map(|(s, _, _)| s.device.as_str()).collect();
     let merged = Sidecar {
         rows: first.csv_rows,
         row_start: 0,
@@ -430,6 +624,17 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<Sidecar, String> {
     };
     write_json_atomically(&suffixed(out, ".json"), &merged)?;
     Ok(merged)
+}
+
+/// Largest model input side accepted (PanDerm: 224): the zero and random input images are
+/// allocated from the model's declared input shape.
+const MAX_INPUT_SIDE: usize = 8192;
+
+fn check_input_size(model: &Path, h: usize, w: usize) -> Result<(), String> {
+    if h == 0 || w == 0 || h > MAX_INPUT_SIDE || w > MAX_INPUT_SIDE {
+        return Err(format!("{}: input of {h}×{w} pixels is outside 1..={MAX_INPUT_SIDE} per side", model.display()));
+    }
+    Ok(())
 }
 
 /// Result of [`bench`].
@@ -464,6 +669,7 @@ pub fn bench(
         eprintln!("{n}");
     }
     let Some((h, w)) = m.input_size() else { return Err("not an image model".into()) };
+    check_input_size(model, h, w)?;
     let b = m.batch_size();
     let tensors: Vec<ImageTensor> = (0..b)
         .map(|i| ImageTensor {

@@ -12,6 +12,22 @@ pub const LN_EPS: f32 = 1e-6;
 /// Width of one attention head in both released variants.
 pub const HEAD_DIM: usize = 64;
 
+// Caps on the sizes a checkpoint's tensor shapes imply. They are checked before anything
+// sized from them is allocated or read: a checkpoint is untrusted input, and a ~1 MB file
+// declaring a 1×1 patch would otherwise make the converter build a 50 177² relative-position
+// index (20 GB). Each cap is far above PanDerm's (and ViT-g's) values.
+
+/// Largest embedding width D accepted (PanDerm Base 768, Large 1024).
+pub const MAX_EMBED_DIM: usize = 4096;
+/// Most transformer blocks accepted (Base 12, Large 24).
+pub const MAX_DEPTH: usize = 64;
+/// Largest patch grid side accepted (PanDerm 14; 32 means a patch of at least 7 pixels).
+pub const MAX_GRID: usize = 32;
+/// Largest MLP hidden width accepted, as a multiple of D (PanDerm 4).
+pub const MAX_MLP_RATIO: usize = 8;
+/// Most classes accepted for a fine-tuned head.
+pub const MAX_CLASSES: usize = 100_000;
+
 /// What the exported graph computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelKind {
@@ -240,6 +256,14 @@ impl VitWeights {
                 });
             }
         };
+        if d > MAX_EMBED_DIM {
+            return Err(ConvertError::BadTensor {
+                key: "cls_token".into(),
+                reason: format!(
+                    "embed dim {d} is above the {MAX_EMBED_DIM} this converter accepts (PanDerm: 768 Base, 1024 Large)"
+                ),
+            });
+        }
         if d % 4 != 0 {
             return Err(ConvertError::BadTensor {
                 key: "cls_token".into(),
@@ -257,11 +281,39 @@ impl VitWeights {
             }
             None => 16, // reported as missing below
         };
+        let grid = IMG_SIZE / patch_size;
+        if grid > MAX_GRID {
+            return Err(ConvertError::BadTensor {
+                key: "patch_embed.proj.weight".into(),
+                reason: format!(
+                    "a {patch_size}×{patch_size} patch makes a {grid}×{grid} grid ({} tokens) of the {IMG_SIZE}-pixel input; at most {MAX_GRID}×{MAX_GRID} (patch size >= {}) is accepted (PanDerm: 16, a 14×14 grid)",
+                    grid * grid + 1,
+                    IMG_SIZE.div_ceil(MAX_GRID)
+                ),
+            });
+        }
         let depth = block_indices(ck)?;
+        if depth > MAX_DEPTH {
+            return Err(ConvertError::BadTensor {
+                key: format!("blocks.{}", depth - 1),
+                reason: format!(
+                    "{depth} blocks are more than the {MAX_DEPTH} this converter accepts (PanDerm: 12 Base, 24 Large)"
+                ),
+            });
+        }
         let mlp_hidden = match ck.shape_of("blocks.0.mlp.fc1.weight") {
             Some([h, dd]) if *dd == d => *h,
             _ => 4 * d, // the shape check below reports the problem
         };
+        if mlp_hidden == 0 || mlp_hidden > MAX_MLP_RATIO * d {
+            return Err(ConvertError::BadTensor {
+                key: "blocks.0.mlp.fc1.weight".into(),
+                reason: format!(
+                    "MLP width {mlp_hidden} is outside 1..={} ({MAX_MLP_RATIO}× the embed dim {d}; PanDerm uses 4×)",
+                    MAX_MLP_RATIO * d
+                ),
+            });
+        }
         let rel_pos_bias = ck.has("blocks.0.attn.relative_position_bias_table");
         let heads_from_table =
             ck.shape_of("blocks.0.attn.relative_position_bias_table").and_then(|s| s.get(1).copied());
@@ -298,6 +350,12 @@ impl VitWeights {
         };
         let num_classes = match kind {
             ModelKind::Classifier => match ck.shape_of("head.weight") {
+                Some([k, dd]) if *dd == d && *k > MAX_CLASSES => {
+                    return Err(ConvertError::BadTensor {
+                        key: "head.weight".into(),
+                        reason: format!("{k} classes are more than the {MAX_CLASSES} this converter accepts"),
+                    });
+                }
                 Some([k, dd]) if *dd == d && *k > 0 => Some(*k),
                 Some(s) => {
                     return Err(ConvertError::WrongShape {
@@ -329,7 +387,8 @@ impl VitWeights {
         };
 
         // --- weights ---
-        let grid = config.grid();
+        // Every size below is bounded by the caps checked above.
+        debug_assert_eq!(grid, config.grid());
         let n = config.tokens();
         let f = |ck: &mut Checkpoint, key: &str, shape: &[usize]| -> Result<Vec<f32>> { ck.take(key, shape)?.f32(key) };
         let cls_token = f(ck, "cls_token", &[1, 1, d])?;
@@ -347,7 +406,9 @@ impl VitWeights {
         }
         let patch_w = f(ck, "patch_embed.proj.weight", &[d, 3, patch_size, patch_size])?;
         let patch_b = f(ck, "patch_embed.proj.bias", &[d])?;
-        let expected_index = relative_position_index(grid);
+        // BEiT's index for this grid, built only if a block stores its copy to compare with,
+        // and only once that block's table has been checked against the grid.
+        let mut expected_index: Option<Vec<i64>> = None;
         let mut blocks = Vec::with_capacity(depth);
         for i in 0..depth {
             let p = |s: &str| format!("blocks.{i}.{s}");
@@ -356,10 +417,10 @@ impl VitWeights {
                 let key = p("attn.relative_position_index");
                 if ck.has(&key) {
                     let idx = ck.take(&key, &[n, n])?.i64(&key)?;
-                    if idx != expected_index {
+                    if idx != *expected_index.get_or_insert_with(|| relative_position_index(grid)) {
                         return Err(ConvertError::BadTensor {
                             key,
-                            reason: "differs from BEiT's relative position index for a 14×14 grid".into(),
+                            reason: format!("differs from BEiT's relative position index for a {grid}×{grid} grid"),
                         });
                     }
                 }

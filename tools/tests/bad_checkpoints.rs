@@ -128,3 +128,90 @@ fn a_failed_conversion_keeps_the_previous_output() {
     assert!(!o.status.success());
     assert_eq!(std::fs::read(&out).unwrap(), b"previous model");
 }
+
+/// Runs `convert` under an address-space limit (so that an allocation sized from the file
+/// fails fast instead of exhausting the machine) and a wall-clock limit.
+#[cfg(unix)]
+fn convert_limited(ckpt: &Path, out: &Path, extra: &[&str]) -> (std::process::Output, std::time::Duration) {
+    use std::io::Read;
+    use std::process::Stdio;
+    // 3 GiB of address space: ample for converting these tiny checkpoints.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("ulimit -v 3145728 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_panderm-tools"))
+        .arg("convert")
+        .arg(ckpt)
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = std::time::Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    let limit = std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{}: convert did not finish within {limit:?}", ckpt.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    child.stdout.take().unwrap().read_to_end(&mut stdout).unwrap();
+    child.stderr.take().unwrap().read_to_end(&mut stderr).unwrap();
+    (std::process::Output { status, stdout, stderr }, start.elapsed())
+}
+
+/// Issue 12: a ~1 MB checkpoint with a 1×1 patch (a 224×224 grid) made `convert` build the
+/// 50177² relative-position index (20 GB) although the checkpoint has no relative position
+/// bias at all. Untrusted sizes are checked against caps before anything is allocated.
+#[cfg(unix)]
+#[test]
+fn a_tiny_checkpoint_cannot_make_convert_allocate_gigabytes() {
+    use panderm_tools::vit::sincos_pos_embed;
+    let dir = temp_dir("huge-grid");
+    let d = 4;
+    let lp = SynthLayout::LinearProbe;
+    let ft = SynthLayout::FineTuned { classes: 2 };
+    let spec = |layout| SynthSpec { embed_dim: d, depth: 1, num_heads: 1, layout, seed: 3 };
+    // Patch 1 → grid 224 → 50 177 tokens; pos_embed is the exact sin-cos embedding for it,
+    // so every earlier check passes.
+    let huge_grid = |layout| {
+        let mut t = state_dict(&spec(layout));
+        set_shape(&mut t, "patch_embed.proj.weight", vec![d, 3, 1, 1]);
+        let pe = t.iter_mut().find(|t| t.key == "pos_embed").unwrap();
+        pe.shape = vec![1, 224 * 224 + 1, d];
+        pe.data = SynthData::F32(sincos_pos_embed(224, d));
+        t
+    };
+    // A fine-tuned checkpoint whose relative-position tables are sized for the 14×14 grid
+    // but whose patch says 224×224: refused on the table's shape, before any index is built.
+    let mut ft_huge = huge_grid(ft);
+    ft_huge.retain(|t| !t.key.ends_with("relative_position_index"));
+    let mut wide = state_dict(&spec(lp));
+    set_shape(&mut wide, "cls_token", vec![1, 1, 1 << 20]);
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (write(&dir, "patch1.pth", &huge_grid(lp), lp), "patch"),
+        (write(&dir, "patch1_ft.pth", &ft_huge, ft), "patch"),
+        (write(&dir, "wide.pth", &wide, lp), "embed dim 1048576"),
+    ];
+    for (ckpt, needle) in cases {
+        let name = ckpt.file_name().unwrap().to_string_lossy().into_owned();
+        let size = std::fs::metadata(&ckpt).unwrap().len();
+        assert!(size < 8 << 20, "{name}: the crafted checkpoint is small ({size} bytes)");
+        let out = dir.join("out.onnx");
+        let (o, took) = convert_limited(&ckpt, &out, &["--heads", "1"]);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!stderr.contains("panicked") && !stderr.contains("memory allocation"), "{name}: {stderr}");
+        assert_eq!(o.status.code(), Some(1), "{name}: exit status {:?}: {stderr}", o.status);
+        assert_eq!(stderr.lines().count(), 1, "{name}: expected one line: {stderr}");
+        assert!(stderr.starts_with("error: "), "{name}: {stderr}");
+        assert!(stderr.contains(needle), "{name}: {stderr:?} should mention {needle:?}");
+        assert!(took < std::time::Duration::from_secs(60), "{name}: refusal took {took:?}");
+        assert!(!out.exists());
+    }
+}
