@@ -5,7 +5,10 @@
 //!   `warning: …` / `error: …` (the same words the commands print themselves), `info` messages
 //!   bare, `debug`/`trace` messages prefixed with their level and module. The filter is
 //!   `--log-level` when given, else `RUST_LOG` (env_logger's syntax: `debug`,
-//!   `panderm_edge::classify=debug,warn`, …), else the binary's default.
+//!   `panderm_edge::classify=debug,warn`, …; a bare level applies to every crate, tract
+//!   included), else the binary's default: [`PANDERM_DEFAULT`] or [`TOOLS_DEFAULT`], where
+//!   dependencies only show errors (tract warns about `/proc/cpuinfo` under qemu, for instance,
+//!   which says nothing about the result).
 //! * Firmware using the C ABI registers a callback with `panderm_set_log_callback`
 //!   (`src/capi.rs`, docs/c-api.md).
 //! * A Rust application installs any `log` logger it likes.
@@ -15,6 +18,12 @@
 use std::io::Write;
 
 use log::{Level, LevelFilter};
+
+/// `panderm`'s default filter: its own and the runtime library's warnings, dependencies' errors.
+pub const PANDERM_DEFAULT: &str = "error,panderm=warn,panderm_edge=warn";
+/// `panderm-tools`' default filter: the tools' notes and progress (`info`, which they always
+/// printed), the runtime's warnings, dependencies' errors.
+pub const TOOLS_DEFAULT: &str = "error,panderm_tools=info,panderm_edge=warn";
 
 /// The words in front of a message on stderr.
 fn prefix(level: Level) -> &'static str {
@@ -45,8 +54,8 @@ pub fn check_filter(spec: &str) -> std::result::Result<(), String> {
 }
 
 /// Installs the command-line logger on stderr: the filter is `level` (`--log-level`) if given,
-/// else `RUST_LOG` if set, else `default` (e.g. `"warn"`). Does nothing if a logger is already
-/// installed (a second call, or a test harness).
+/// else `RUST_LOG` if set, else `default` (e.g. [`PANDERM_DEFAULT`]). Does nothing if a logger is
+/// already installed (a second call, or a test harness).
 pub fn init_cli(level: Option<&str>, default: &str) {
     let mut builder = env_logger::Builder::new();
     match level.map(str::to_owned).or_else(|| std::env::var("RUST_LOG").ok().filter(|s| !s.trim().is_empty())) {

@@ -27,7 +27,8 @@ use panderm_edge::signing::Trust;
 )]
 struct Cli {
     /// Library messages shown on stderr: off, error, warn, info, debug, trace, or `module=level`
-    /// filters (`panderm_edge::classify=debug,warn`). Default: $RUST_LOG when set, else warn.
+    /// filters (`panderm_edge::classify=debug,warn`). Default: $RUST_LOG when set, else warnings
+    /// from panderm itself and errors from its dependencies.
     #[arg(long, global = true, value_name = "LEVEL", value_parser = log_level)]
     log_level: Option<String>,
     #[command(subcommand)]
@@ -65,7 +66,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    panderm_edge::logging::init_cli(cli.log_level.as_deref(), "warn");
+    panderm_edge::logging::init_cli(cli.log_level.as_deref(), panderm_edge::logging::PANDERM_DEFAULT);
     match cli.command {
         Command::Run(args) => run_cmd::run(args),
         Command::Classify(args) => classify_cmd::classify(args),
