@@ -397,6 +397,7 @@ pub fn load_decluttered_bytes(bytes: &[u8], path: &Path, options: &ModelOptions)
     let onnx = tract_onnx::onnx().with_ignore_output_shapes(true).with_ignore_value_info(true);
     let proto =
         guard(path, "not a valid ONNX file (truncated or corrupt?)", || onnx.proto_model_for_read(&mut &bytes[..]))?;
+    check_onnx_graph(&proto).map_err(|e| load_err(path, "refused ONNX graph", e))?;
     let mut model = guard(path, "cannot parse ONNX graph", || onnx.model_for_proto_model(&proto))?;
     drop(proto);
 
@@ -448,6 +449,64 @@ pub fn load_decluttered_bytes(bytes: &[u8], path: &Path, options: &ModelOptions)
         .collect();
     let typed = guard(path, "cannot analyse the model", || model.into_typed().and_then(|m| m.into_decluttered()))?;
     Ok((typed, ModelInfo { input_name, sample_shape, output_names, metadata }))
+}
+
+/// ONNX tensor data types whose `raw_data` tract 0.23.9 can load (float, uint8, int8, uint16,
+/// int16, int32, int64, bool, float16, double, uint32, uint64); any other type with raw data
+/// reaches an `unimplemented!` in tract.
+const RAW_LOADABLE: [i32; 12] = [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13];
+
+/// Checks what tract-onnx 0.23.9 indexes without checking, before it sees the graph (both found
+/// by fuzzing, docs/reliability.md): every graph output (of the main graph and of every
+/// sub-graph) must name a value that is defined (an input, an initializer, a node output, or for
+/// a sub-graph a value of an enclosing graph), and every tensor holding `raw_data` must be of a
+/// type tract loads raw. One line saying what is wrong.
+pub fn check_onnx_graph(model: &tract_onnx::pb::ModelProto) -> std::result::Result<(), String> {
+    let Some(graph) = &model.graph else { return Err("the model has no graph".into()) };
+    check_graph(graph, &std::collections::HashSet::new(), 0)
+}
+
+fn check_graph(
+    graph: &tract_onnx::pb::GraphProto,
+    outer: &std::collections::HashSet<&str>,
+    depth: usize,
+) -> std::result::Result<(), String> {
+    if depth > 16 {
+        return Err("sub-graphs nested more than 16 deep".into());
+    }
+    let mut defined: std::collections::HashSet<&str> = outer.clone();
+    defined.extend(graph.input.iter().map(|i| i.name.as_str()));
+    defined.extend(graph.initializer.iter().map(|t| t.name.as_str()));
+    defined.extend(graph.node.iter().flat_map(|n| n.output.iter().map(String::as_str)));
+    for t in &graph.initializer {
+        check_raw_tensor(t)?;
+    }
+    for o in &graph.output {
+        if !defined.contains(o.name.as_str()) {
+            return Err(format!("graph output `{}` is not produced by any node, input or initializer", o.name));
+        }
+    }
+    for node in &graph.node {
+        for a in &node.attribute {
+            if let Some(t) = &a.t {
+                check_raw_tensor(t)?;
+            }
+            for t in &a.tensors {
+                check_raw_tensor(t)?;
+            }
+            for g in a.g.iter().chain(&a.graphs) {
+                check_graph(g, &defined, depth + 1)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_raw_tensor(t: &tract_onnx::pb::TensorProto) -> std::result::Result<(), String> {
+    if !t.raw_data.is_empty() && !RAW_LOADABLE.contains(&t.data_type) {
+        return Err(format!("tensor `{}` holds raw data of ONNX type {}, which is not supported", t.name, t.data_type));
+    }
+    Ok(())
 }
 
 /// The single input's name and the output names (outlet labels, else node names) of an ONNX

@@ -136,3 +136,22 @@ fn a_crafted_nnef_backbone_with_a_matching_digest_is_refused_without_a_panic() {
         assert_refused(&dir, fragment);
     }
 }
+
+#[test]
+fn onnx_graphs_that_make_tract_panic_are_refused_before_it_parses_them() {
+    // Reproducers found by fuzzing (docs/reliability.md, crashes 1 and 2): tract-onnx 0.23.9
+    // indexes an undefined graph output and hits `unimplemented!` on raw data of an unsupported
+    // type. `engine::check_onnx_graph` refuses both before tract sees the graph, so even a
+    // `panic = "abort"` build stays up.
+    let names = ["output-names-an-undefined-value.onnx", "initializer-raw-data-of-unsupported-dtype.onnx"];
+    for name in names {
+        let path = ["fuzz/artifacts/onnx/open", "fuzz/artifacts/onnx"]
+            .iter()
+            .map(|d| root().join(d).join(name))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("reproducer {name} not found under fuzz/artifacts/onnx"));
+        let bytes = std::fs::read(&path).unwrap();
+        let err = panderm_edge::engine::Model::load_bytes(&bytes, &path, &Default::default()).unwrap_err();
+        assert!(err.message().contains("refused ONNX graph"), "{name}: {err}");
+    }
+}
