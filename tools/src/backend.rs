@@ -127,7 +127,7 @@ impl Backbone {
         let host = host_ops(&b.plan_ops());
         if !host.is_empty() {
             let list: Vec<String> = host.iter().map(|(n, c)| format!("{n} x{c}")).collect();
-            eprintln!("warning: tract-cuda runs these ops on the CPU (host round trips): {}", list.join(", "));
+            log::warn!("tract-cuda runs these ops on the CPU (host round trips): {}", list.join(", "));
         }
         Ok(b)
     }

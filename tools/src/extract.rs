@@ -219,10 +219,10 @@ pub fn extract(
     let t_load = Instant::now();
     let (model, notice) = Backbone::load(model_path, opts.batch_size.map(|b| b.max(1)), opts.device)?;
     if timings {
-        eprintln!("timing: load {:.2} s", t_load.elapsed().as_secs_f64());
+        log::info!("timing: load {:.2} s", t_load.elapsed().as_secs_f64());
     }
     if let Some(n) = notice {
-        eprintln!("{n}");
+        log::info!("{n}");
     }
     let batch = model.batch_size();
     let Some((h, w)) = model.input_size() else {
@@ -233,7 +233,7 @@ pub fn extract(
     let t_probe = Instant::now();
     let probe = model.run(&[&ImageTensor { data: vec![0.0; 3 * h * w], height: h, width: w }])?;
     if timings {
-        eprintln!("timing: first batch {:.2} s", t_probe.elapsed().as_secs_f64());
+        log::info!("timing: first batch {:.2} s", t_probe.elapsed().as_secs_f64());
     }
     let dim = probe.first().map_or(0, Vec::len);
     if dim == 0 {
@@ -378,7 +378,7 @@ pub fn extract(
             }
             outputs.drain(..offset);
             if timings {
-                eprintln!(
+                log::info!(
                     "timing: batch waited {waited:.3} s for decoding, ran {:.3} s",
                     t_run.elapsed().as_secs_f64()
                 );
@@ -666,7 +666,7 @@ pub fn bench(
     let (m, notice) = Backbone::load(model, batch_size, device)?;
     let load_s = t0.elapsed().as_secs_f64();
     if let Some(n) = notice {
-        eprintln!("{n}");
+        log::info!("{n}");
     }
     let Some((h, w)) = m.input_size() else { return Err("not an image model".into()) };
     check_input_size(model, h, w)?;

@@ -173,7 +173,7 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
         None => match convert_to_nnef(&req.backbone, &out_dir.join(nnef_file)) {
             Ok(()) => ModelFormat::Nnef,
             Err(e) => {
-                eprintln!("note: keeping the backbone as ONNX ({e})");
+                log::info!("note: keeping the backbone as ONNX ({e})");
                 ModelFormat::Onnx
             }
         },

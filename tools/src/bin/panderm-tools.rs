@@ -26,8 +26,17 @@ use panderm_tools::vit::{KindRequest, VitOptions};
     about = "Workstation tools for PanDerm Edge: convert PanDerm checkpoints, extract features, train linear-probe heads, package bundles."
 )]
 struct Cli {
+    /// Messages shown on stderr: off, error, warn, info, debug, trace, or `module=level` filters.
+    /// Default: $RUST_LOG when set, else the tools' notes and timings, the runtime's warnings and
+    /// dependencies' errors.
+    #[arg(long, global = true, value_name = "LEVEL", value_parser = log_level)]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+fn log_level(s: &str) -> Result<String, String> {
+    panderm_edge::logging::check_filter(s).map(|()| s.to_owned())
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -396,7 +405,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse().command) {
+    let cli = Cli::parse();
+    panderm_edge::logging::init_cli(cli.log_level.as_deref(), panderm_edge::logging::TOOLS_DEFAULT);
+    match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -183,7 +183,7 @@ pub fn run_probe(
     let (x_train, y_train) = (gather(&features, d, &train_idx), y_of(&train_idx));
     let absent: Vec<usize> = (0..k).filter(|c| !y_train.contains(c)).collect();
     if !absent.is_empty() {
-        eprintln!("warning: classes {absent:?} have no training rows; their probabilities will be driven to zero");
+        log::warn!("classes {absent:?} have no training rows; their probabilities will be driven to zero");
     }
     let weights = class_weights(&y_train, k, opts.class_weight);
     let data = TrainData { x: &x_train, y: &y_train, d, k };
@@ -200,7 +200,7 @@ pub fn run_probe(
             let p = head.predict_proba(&x_val);
             let m = eval_metrics(&y_val, &argmax_rows(&p, k), &p, k);
             let s = selection_score(&m, ds.task);
-            eprintln!(
+            log::info!(
                 "c-sweep: C = {c:.4}: val {} = {s:.4}",
                 if ds.task == Task::Binary { "AUROC" } else { "balanced accuracy" }
             );
@@ -274,7 +274,7 @@ pub fn run_probe(
         k,
         opts.ood_percentile.unwrap_or(DEFAULT_OOD_PERCENTILE),
     )?;
-    eprintln!(
+    log::info!(
         "abstention: centroid-distance limit {:.4} (p{} of training); {:.1}% of the test split beyond it",
         ood.max_distance,
         ood.percentile,
