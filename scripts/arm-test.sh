@@ -7,6 +7,8 @@
 # qemu-user). The qemu runner comes from .cargo/config.toml; the same command line is exported as
 # PANDERM_TEST_RUNNER so that tests can start the cross-built `panderm` binary (no binfmt_misc).
 # Only the runtime crate (`panderm-edge`) runs on boards; the workstation tools are x86_64 only.
+# On aarch64, PANDERM_TEST_CC (the cross gcc) lets tests/capi.rs build and run the C example too;
+# on armv7 that test reports SKIPPED unless PANDERM_TEST_CC is set (e.g. arm-linux-gnueabihf-gcc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${1:?usage: scripts/arm-test.sh TARGET [cargo test args...]}
@@ -19,6 +21,9 @@ case $target in
     # qemu's default `max` CPU has SVE2 and tract would pick its SVE kernels; a Cortex-A72 (the
     # Raspberry Pi 4's core) exercises the NEON kernels every supported aarch64 board uses.
     export QEMU_CPU=${QEMU_CPU:-cortex-a72}
+    # tests/capi.rs compiles examples/c/classify.c with it against the cross-built
+    # libpanderm_edge.so and runs it under qemu (docs/c-api.md).
+    export PANDERM_TEST_CC=${PANDERM_TEST_CC:-aarch64-linux-gnu-gcc}
     ;;
   armv7-unknown-linux-gnueabihf)
     gnu=arm-linux-gnueabihf
