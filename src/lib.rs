@@ -7,6 +7,10 @@
 //!   centre crop 224, normalize with PanDerm's constants).
 //! * [`engine`]: load an ONNX model into an optimized tract plan and run it.
 //! * [`error`]: the typed error ([`Error`] with an [`ErrorKind`]).
+//! * [`classify`]: a verified bundle on images or camera [`frame`]s (RGB8, RGBA8, BGR8, BGRA8,
+//!   NV12, any stride): quality gate, backbone once, every head, abstention.
+//! * [`capi`]: the C ABI (`include/panderm.h`, docs/c-api.md); [`logging`]: the library logs
+//!   through the `log` facade, the binaries' logger lives here.
 //!
 //! ```no_run
 //! use panderm_edge::{engine::Model, preprocess::{preprocess_file, PreprocessConfig}};
