@@ -215,11 +215,7 @@ fn entry(name: &str, f: impl FnOnce() -> Result<c_int, Failure>) -> c_int {
             failure.code
         }
         Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown payload".into());
+            let what = crate::error::panic_message(payload.as_ref());
             let message = format!("{name}: internal panic caught: {what}");
             log::error!("{message}");
             set_last_error(&message);

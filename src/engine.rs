@@ -366,16 +366,12 @@ fn read_model_file(path: &Path) -> Result<Vec<u8>> {
 /// Runs a tract parsing/analysis step so that neither its error nor a panic inside tract on a
 /// malformed model escapes as anything but a [`ErrorKind::ModelLoad`] error naming the file.
 /// (Builds with `panic = "abort"` cannot catch a panic: the pre-checks — [`crate::nnef::check_archive`],
-/// sizes, formats — are what keep files away from tract's known panics there.)
+/// [`check_onnx_graph`], sizes, formats — are what keep files away from tract's known panics there.)
 fn guard<T>(path: &Path, what: &str, f: impl FnOnce() -> TractResult<T>) -> Result<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r.map_err(|e| load_err(path, what, format!("{e:#}"))),
         Err(panic) => {
-            let msg = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let msg = crate::error::panic_message(panic.as_ref());
             Err(load_err(path, what, format!("tract failed on this file ({msg})")))
         }
     }

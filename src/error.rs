@@ -83,5 +83,14 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The text of a caught panic's payload (`&str` or `String`; anything else: "unknown panic").
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// Result alias used throughout the runtime crate.
 pub type Result<T> = std::result::Result<T, Error>;
