@@ -158,6 +158,11 @@ impl ModelFormat {
         Ok(if crate::nnef::is_nnef_file(path)? { ModelFormat::Nnef } else { ModelFormat::Onnx })
     }
 
+    /// The format the bytes of a model file show.
+    pub fn of_bytes(bytes: &[u8]) -> ModelFormat {
+        if crate::nnef::is_nnef(bytes) { ModelFormat::Nnef } else { ModelFormat::Onnx }
+    }
+
     /// Lower-case name as written in manifests.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -605,7 +610,7 @@ impl Bundle {
     /// Checks the backbone's bytes against the manifest's `backbone.format`.
     pub fn check_backbone_format(&self, bytes: &[u8]) -> Result<()> {
         let bb = &self.manifest.backbone;
-        let actual = if crate::nnef::is_nnef(bytes) { ModelFormat::Nnef } else { ModelFormat::Onnx };
+        let actual = ModelFormat::of_bytes(bytes);
         if actual != bb.format {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
