@@ -294,11 +294,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("npy-huge-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("huge.npy");
-        let mut bytes = header_f32(&[1 << 40, 1 << 10]);
+        let mut bytes = header_f32(&[1 << 20, 1 << 10]); // 2^32 bytes: overflows a 32-bit usize, not the u64 length
         bytes.extend_from_slice(&[0; 64]);
         std::fs::write(&p, &bytes).unwrap();
         let err = read_f32(&p).unwrap_err().to_string();
-        assert!(err.contains("huge.npy") && err.contains("needs 4503599627370496 data bytes, file has 64"), "{err}");
+        assert!(err.contains("huge.npy") && err.contains("needs 4294967296 data bytes, file has 64"), "{err}");
         let err = read_f32(&dir).unwrap_err().to_string();
         assert!(err.contains("not a regular file") || err.contains("directory"), "{err}");
         let (h, _) = open_f32(&{
