@@ -9,9 +9,9 @@ use serde_json::json;
 use super::head_file::{HeadFile, OOD_METRIC, OodStats};
 use super::lbfgs::{LbfgsOptions, LbfgsReport};
 use super::logreg::{TrainData, argmax_rows, panderm_c, train};
+use super::metrics::{DEFAULT_RESAMPLES, EvalMetrics, bootstrap_ci, eval_metrics};
+use super::report;
 use crate::dataset::{self, Dataset, LoadOptions, Split, Task};
-use crate::metrics::{DEFAULT_RESAMPLES, EvalMetrics, bootstrap_ci, eval_metrics};
-use crate::probe_report;
 
 /// How classes are weighted in the loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -221,17 +221,17 @@ pub fn run_probe(
     let ci = bootstrap_ci(&y_test, &preds, &probs, k, opts.bootstrap.unwrap_or(DEFAULT_RESAMPLES), 0);
 
     std::fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
-    let name = probe_report::dataset_name(csv);
+    let name = report::dataset_name(csv);
     let mut files = Vec::new();
     let filenames: Vec<String> = test_idx.iter().map(|&i| ds.rows[i].image.clone()).collect();
     let pred_csv = out_dir.join(format!("{name}.csv"));
     // PanDerm's probabilities are float32 numpy values; writing f32 reproduces its text.
     let probs_f32: Vec<f32> = probs.iter().map(|&p| p as f32).collect();
-    probe_report::write_predictions_csv(&pred_csv, &filenames, &y_test, &preds, &probs_f32, k, ds.task == Task::Binary)
+    report::write_predictions_csv(&pred_csv, &filenames, &y_test, &preds, &probs_f32, k, ds.task == Task::Binary)
         .map_err(|e| e.to_string())?;
     files.push(pred_csv);
     let summary = summary_csv.map(Path::to_path_buf).unwrap_or_else(|| out_dir.join("summary.csv"));
-    probe_report::append_summary_csv(&summary, &name, &metrics).map_err(|e| e.to_string())?;
+    report::append_summary_csv(&summary, &name, &metrics).map_err(|e| e.to_string())?;
     files.push(summary);
     let provenance = json!({
         "features_file": features_path.file_name().map(|f| f.to_string_lossy().into_owned()),
@@ -258,10 +258,10 @@ pub fn run_probe(
         "provenance": provenance,
     });
     let mj = out_dir.join("metrics.json");
-    probe_report::write_metrics_json(&mj, &metrics, &ci, extra).map_err(|e| e.to_string())?;
+    report::write_metrics_json(&mj, &metrics, &ci, extra).map_err(|e| e.to_string())?;
     files.push(mj);
     let png = out_dir.join(format!("confusion_matrix_{name}.png"));
-    probe_report::write_confusion_png(&png, &y_test, &preds, k, &labels).map_err(|e| e.to_string())?;
+    report::write_confusion_png(&png, &y_test, &preds, k, &labels).map_err(|e| e.to_string())?;
     files.push(png);
     let task = if ds.task == Task::Binary { "binary" } else { "multiclass" };
     let mut head_file = HeadFile::from_head(&head, task, labels, c, provenance, metrics_json);

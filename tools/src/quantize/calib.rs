@@ -47,7 +47,7 @@ fn hex(d: impl AsRef<[u8]>) -> String {
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The built-in set: `n` synthetic skin-like images from [`crate::synth_images::render`]
+/// The built-in set: `n` synthetic skin-like images from [`crate::synth::images::render`]
 /// (seed [`SYNTH_SEED`]). Not medical data: a stand-in when no real images are at hand.
 pub fn synthetic(n: usize, cfg: &PreprocessConfig) -> Result<ImageSet, QuantizeError> {
     if n == 0 {
@@ -58,7 +58,7 @@ pub fn synthetic(n: usize, cfg: &PreprocessConfig) -> Result<ImageSet, QuantizeE
     let mut listing = String::new();
     for i in 0..n {
         let (w, h) = if i % 3 == 0 { (SYNTH_SIZE.1, SYNTH_SIZE.0) } else { SYNTH_SIZE };
-        let (img, _, _) = crate::synth_images::render(&mut rng, w, h);
+        let (img, _, _) = crate::synth::images::render(&mut rng, w, h);
         let name = format!("synth_{i:04}");
         listing.push_str(&format!("{}  {name}\n", hex(Sha256::digest(img.as_raw()))));
         let t = preprocess_rgb(&img, cfg).map_err(|e| QuantizeError::InvalidOption(format!("{name}: {e}")))?;

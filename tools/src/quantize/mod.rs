@@ -100,7 +100,7 @@ pub enum QuantizeError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CalibrationSource {
     /// The built-in set of this many synthetic skin-like images
-    /// ([`crate::synth_images`], seed [`calib::SYNTH_SEED`]). Not medical data.
+    /// ([`crate::synth::images`], seed [`calib::SYNTH_SEED`]). Not medical data.
     Synthetic(usize),
     /// Every image file in a directory.
     Dir(PathBuf),

@@ -15,7 +15,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
 
-use crate::vit::{relative_position_index, sincos_pos_embed};
+use crate::convert::vit::{relative_position_index, sincos_pos_embed};
 use pth::{PthData, PthTensor, PyValue, write_pth};
 
 /// Which released layout to imitate.

@@ -2,14 +2,18 @@
 //! what was found. The output file is written atomically: a failed conversion leaves no
 //! file (and never a half-written one) at the destination.
 
+pub mod checkpoint;
+pub mod export;
+pub mod vit;
+
 use std::io::Write;
 use std::path::Path;
 
-use crate::checkpoint::Checkpoint;
 use crate::error::{ConvertError, Result};
-use crate::export::{Provenance, to_onnx};
 use crate::onnx_graph::encode;
-use crate::vit::{ModelKind, Pooling, VitOptions, VitWeights};
+use checkpoint::Checkpoint;
+use export::{Provenance, to_onnx};
+use vit::{ModelKind, Pooling, VitOptions, VitWeights};
 
 /// What `convert` found and wrote.
 #[derive(Debug, Clone)]
@@ -21,7 +25,7 @@ pub struct ConvertReport {
     /// SHA-256 of the checkpoint.
     pub source_sha256: String,
     /// Inferred configuration.
-    pub config: crate::vit::VitConfig,
+    pub config: vit::VitConfig,
     /// Entries deliberately ignored (pretraining extras, optimizer state, LP head).
     pub ignored: Vec<String>,
     /// Size of the written ONNX file.

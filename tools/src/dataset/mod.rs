@@ -38,13 +38,13 @@
 //! ([`numpy_rng::pandas_sample_order`]), then the first `int(n_train * P)`. Val and test stay in
 //! CSV order ([`Dataset::split_indices`]).
 
+pub mod numpy_rng;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-
-use crate::numpy_rng;
 
 /// The seed PanDerm passes to `DataFrame.sample` for the `percent_data` shuffle.
 pub const PERCENT_SEED: u32 = 42;

@@ -11,7 +11,7 @@
 //! | flat, `encoder.` prefix (`panderm_ll_*.pth`) | `encoder.cls_token`, … plus pretraining extras (`rd_pos_embed`, `mask_token`, `regresser.*`, `decoder.*`, `teacher.*`), which are ignored |
 //! | nested (`checkpoint-best.pth`) | `{'model': state_dict, 'optimizer', 'args', …}`; also `module` / `state_dict` |
 //!
-//! Nothing is dropped silently: the caller ([`crate::vit`]) consumes the tensors it needs
+//! Nothing is dropped silently: the caller ([`crate::convert::vit`]) consumes the tensors it needs
 //! and fails on any that are left over.
 
 use std::collections::BTreeMap;

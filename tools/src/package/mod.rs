@@ -3,6 +3,8 @@
 //! `panderm classify` loads. The manifest types are the runtime's own
 //! ([`panderm_edge::bundle`]), so what the tools write is exactly what the device parses.
 
+pub mod sign;
+
 use std::path::{Path, PathBuf};
 
 use panderm_edge::abstain::{AbstentionSpec, Centroids};
@@ -13,9 +15,9 @@ use panderm_edge::bundle::{
 };
 use panderm_edge::engine::convert_to_nnef;
 
-use crate::head_export::head_to_onnx;
 use crate::onnx_graph::{decode, encode};
 use crate::probe::head_file::HeadFile;
+use crate::probe::onnx_head::head_to_onnx;
 
 /// A head to include.
 #[derive(Debug, Clone)]

@@ -18,8 +18,8 @@
 
 use tract_onnx::pb;
 
+use crate::convert::vit::{LN_EPS, ModelKind, Pooling, VitWeights};
 use crate::onnx_graph::{Attr, Dim, GraphBuilder};
-use crate::vit::{LN_EPS, ModelKind, Pooling, VitWeights};
 
 /// Name of the graph input.
 pub const INPUT_NAME: &str = "pixel_values";
@@ -88,7 +88,7 @@ pub fn metadata(w: &VitWeights, prov: &Provenance) -> Vec<(String, String)> {
         ("panderm.mlp_hidden", c.mlp_hidden.to_string()),
         ("panderm.patch_size", c.patch_size.to_string()),
         ("panderm.rel_pos_bias", c.rel_pos_bias.to_string()),
-        ("panderm.image_size", crate::vit::IMG_SIZE.to_string()),
+        ("panderm.image_size", crate::convert::vit::IMG_SIZE.to_string()),
         (
             "panderm.preprocess",
             "resize_shorter=256 pillow-bilinear; center_crop=224; mean=0.485,0.456,0.406; std=0.228,0.224,0.225"
@@ -108,7 +108,7 @@ pub fn to_onnx(w: &VitWeights, prov: &Provenance) -> pb::ModelProto {
     let (d, h, hd) = (c.embed_dim, c.num_heads, c.embed_dim / c.num_heads);
     let (grid, n, p) = (c.grid(), c.tokens(), c.patch_size);
     let mut g = GraphBuilder::new();
-    let img = crate::vit::IMG_SIZE as i64;
+    let img = crate::convert::vit::IMG_SIZE as i64;
     let x = g.input(INPUT_NAME, &[Dim::Symbolic("N"), Dim::Fixed(3), Dim::Fixed(img), Dim::Fixed(img)]);
 
     // --- patch embedding + tokens ---
@@ -137,7 +137,7 @@ pub fn to_onnx(w: &VitWeights, prov: &Provenance) -> pb::ModelProto {
     let one = g.scalar_f32("one", 1.0);
     let half = g.scalar_f32("half", 0.5);
     let rel_index = c.rel_pos_bias.then(|| {
-        let idx = crate::vit::relative_position_index(grid);
+        let idx = crate::convert::vit::relative_position_index(grid);
         g.const_i64("relative_position_index", &[n * n], &idx)
     });
 

@@ -11,9 +11,11 @@
 //!   shard and row range, preprocessing, device or tool), or one that holds fewer rows than
 //!   its record says, is refused, never mixed or zero-padded. On completion `OUT.partial` is
 //!   renamed to `OUT`;
-//! * `--device cuda|auto` runs the same graph on a GPU through tract-cuda ([`crate::backend`]);
+//! * `--device cuda|auto` runs the same graph on a GPU through tract-cuda ([`backend`]);
 //! * `--shard I/N` extracts a contiguous slice of the rows, so N machines can share a data set;
 //!   [`merge`] joins the shards in CSV order, taking only the complete shards 1..N of one job.
+
+pub mod backend;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -26,8 +28,8 @@ use panderm_edge::npy::header_f32;
 use panderm_edge::preprocess::{ImageTensor, PreprocessConfig, preprocess_file};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backbone, DeviceChoice};
 use crate::dataset::{self, LoadOptions};
+use backend::{Backbone, DeviceChoice};
 
 /// One of N shards of a CSV's rows: shard `index` (1-based) of `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,7 +26,7 @@ use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
 use embedded_graphics::text::{Alignment, Baseline, Text, TextStyleBuilder};
 use serde_json::{Map, Value, json};
 
-use crate::metrics::{BootstrapCi, CI_LEVEL, EvalMetrics, Interval};
+use super::metrics::{BootstrapCi, CI_LEVEL, EvalMetrics, Interval};
 
 /// An error while writing a report file.
 #[derive(Debug, thiserror::Error)]
@@ -564,8 +564,8 @@ mod tests {
     fn metrics_json_has_every_metric() -> Result<(), ReportError> {
         let (y, p) = ([0, 0, 1, 1, 0, 1], [0, 1, 1, 1, 0, 0]);
         let probs = [0.8, 0.2, 0.4, 0.6, 0.3, 0.7, 0.1, 0.9, 0.6, 0.4, 0.55, 0.45];
-        let m = crate::metrics::eval_metrics(&y, &p, &probs, 2);
-        let ci = crate::metrics::bootstrap_ci(&y, &p, &probs, 2, 50, 1);
+        let m = crate::probe::metrics::eval_metrics(&y, &p, &probs, 2);
+        let ci = crate::probe::metrics::bootstrap_ci(&y, &p, &probs, 2, 50, 1);
         let path = temp_path("metrics.json");
         write_metrics_json(&path, &m, &ci, json!({"model": "tiny"}))?;
         let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;

@@ -1,8 +1,8 @@
 //! The PanDerm ViT: its configuration, inferred from a checkpoint's tensors, and its
 //! validated weights. This is the single description of the network that the ONNX
-//! export ([`crate::export`]) lowers; see `docs/architecture.md` and the spec §1–2.
+//! export ([`crate::convert::export`]) lowers; see `docs/architecture.md` and the spec §1–2.
 
-use crate::checkpoint::Checkpoint;
+use crate::convert::checkpoint::Checkpoint;
 use crate::error::{ConvertError, Result};
 
 /// PanDerm's input side (asserted by `PatchEmbed.forward`).
