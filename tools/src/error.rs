@@ -1,72 +1,95 @@
-//! The tools crate's typed error. Every variant renders as one line that names the file,
-//! key or value at fault, because the converter's first duty is to refuse a wrong
-//! checkpoint loudly (PanDerm's own loader uses `strict=False` and silently runs random
-//! weights).
+//! The tools crate's error: one type for every stage, each variant one line that names the file,
+//! option or value at fault.
+//!
+//! A stage with a typed error of its own ([`ConvertError`], [`DatasetError`], [`QuantizeError`],
+//! [`ReportError`], [`PthWriteError`]) keeps it (callers and tests match on its variants); it
+//! converts into [`Error`] with `?`, as does the runtime's [`panderm_edge::Error`]. Everything
+//! else the stages refuse is one of the variants below.
 
 use std::path::PathBuf;
 
-/// An error from reading, validating or converting a checkpoint.
+pub use crate::convert::ConvertError;
+pub use crate::dataset::DatasetError;
+pub use crate::probe::report::ReportError;
+pub use crate::quantize::QuantizeError;
+pub use crate::synth::pth::PthWriteError;
+
+/// An error of the workstation tools.
 #[derive(Debug, thiserror::Error)]
-pub enum ConvertError {
-    /// The file could not be read at all.
+pub enum Error {
+    /// A file or folder could not be read, created or written.
     #[error("{path}: {source}")]
     Io {
-        /// The file.
+        /// The file or folder.
         path: PathBuf,
         /// The OS error.
         source: std::io::Error,
     },
-    /// The file is not a readable `torch.save` checkpoint (truncated, corrupt, not PyTorch).
-    #[error("{path}: not a readable PyTorch checkpoint: {reason}")]
-    NotACheckpoint {
+    /// A file was read but is refused: not the expected format, inconsistent, or left by
+    /// another job.
+    #[error("{path}: {reason}")]
+    Invalid {
         /// The file.
         path: PathBuf,
-        /// What the reader said.
+        /// What is wrong with it.
         reason: String,
     },
-    /// The checkpoint's tensors do not look like any PanDerm layout.
-    #[error("unknown checkpoint layout: {0}")]
-    UnknownLayout(String),
-    /// A tensor the encoder needs is absent.
-    #[error("checkpoint is missing tensor `{key}` (expected shape {expected:?}){hint}")]
-    MissingKey {
-        /// Canonical key (after layout handling, e.g. `blocks.3.attn.v_bias`).
-        key: String,
-        /// The shape it should have.
-        expected: Vec<usize>,
-        /// Extra context (e.g. where it was looked for).
-        hint: String,
+    /// An image could not be encoded or written.
+    #[error("{path}: {source}")]
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// The encoder's error.
+        source: image::ImageError,
     },
-    /// A tensor has the wrong shape.
-    #[error("tensor `{key}` has shape {found:?}, expected {expected:?}")]
-    WrongShape {
-        /// Canonical key.
-        key: String,
-        /// The shape required by the inferred configuration.
-        expected: Vec<usize>,
-        /// The shape in the file.
-        found: Vec<usize>,
-    },
-    /// Tensors that would be silently dropped by a non-strict loader.
-    #[error("checkpoint has {} tensor(s) the {model} does not use: {}{}", keys.len(), keys.iter().take(6).map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "), if keys.len() > 6 { ", …" } else { "" })]
-    UnusedKeys {
-        /// What was being built (e.g. "feature extractor").
-        model: String,
-        /// The unused keys, sorted.
-        keys: Vec<String>,
-    },
-    /// A tensor is present with the right shape but an unusable value or dtype.
-    #[error("tensor `{key}`: {reason}")]
-    BadTensor {
-        /// Canonical key.
-        key: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// An option given by the user contradicts the checkpoint.
+    /// Inputs or options that do not fit together (the message names them).
     #[error("{0}")]
-    InvalidOption(String),
+    Refused(String),
+    /// No usable CUDA device, or the GPU failed.
+    #[error("{0}")]
+    Cuda(String),
+    /// A worker thread panicked.
+    #[error("{0}")]
+    Panicked(String),
+    /// A JSON document could not be written.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// The runtime library refused or failed (model loading, inference, bundle checks, …).
+    #[error(transparent)]
+    Runtime(#[from] panderm_edge::Error),
+    /// The convert stage.
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+    /// A dataset CSV.
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    /// The quantize stage.
+    #[error(transparent)]
+    Quantize(#[from] QuantizeError),
+    /// A probe report file.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// Writing a synthetic checkpoint.
+    #[error(transparent)]
+    PthWrite(#[from] PthWriteError),
+}
+
+impl Error {
+    /// An [`Error::Io`] naming `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// An [`Error::Invalid`] naming `path`.
+    pub fn invalid(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Invalid { path: path.into(), reason: reason.into() }
+    }
+
+    /// An [`Error::Refused`].
+    pub fn refused(message: impl Into<String>) -> Self {
+        Error::Refused(message.into())
+    }
 }
 
 /// Result alias for the tools crate.
-pub type Result<T> = std::result::Result<T, ConvertError>;
+pub type Result<T> = std::result::Result<T, Error>;

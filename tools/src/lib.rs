@@ -29,7 +29,7 @@
 //!
 //! Fine-tuning, when it comes, is a stage of its own between `extract` and `package`.
 //!
-//! [`error`] holds the crate's error types.
+//! [`error`] holds the crate's error type, [`Error`], into which every stage's error converts.
 
 pub mod convert;
 pub mod dataset;
@@ -45,7 +45,7 @@ pub mod synth;
 pub use convert::{checkpoint, export, vit};
 /// Former module paths, kept for callers.
 pub use dataset::numpy_rng;
-pub use error::{ConvertError, Result};
+pub use error::{ConvertError, Error, Result};
 /// Former module paths, kept for callers.
 pub use extract::backend;
 /// Former module paths, kept for callers.

@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use panderm_edge::bundle::ModelFormat;
+use panderm_edge::fsutil::write_atomically;
 use panderm_tools::backend::DeviceChoice;
-use panderm_tools::convert::{convert_file, write_atomically};
+use panderm_tools::convert::convert_file;
 use panderm_tools::extract::{ExtractOptions, Shard, bench, extract, merge};
 use panderm_tools::head_export::head_to_onnx;
 use panderm_tools::onnx_graph::encode;

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::error::{ConvertError, Result};
+use super::error::{ConvertError, Result};
 
 /// Top-level pretraining extras of the released Large checkpoint that inference ignores.
 pub const PRETRAINING_EXTRAS: &[&str] = &["rd_pos_embed", "mask_token", "regresser.", "decoder.", "teacher."];

@@ -3,15 +3,15 @@
 //! file (and never a half-written one) at the destination.
 
 pub mod checkpoint;
+pub mod error;
 pub mod export;
 pub mod vit;
 
-use std::io::Write;
 use std::path::Path;
 
-use crate::error::{ConvertError, Result};
 use crate::onnx_graph::encode;
 use checkpoint::Checkpoint;
+pub use error::{ConvertError, Result};
 use export::{Provenance, to_onnx};
 use vit::{ModelKind, Pooling, VitOptions, VitWeights};
 
@@ -95,7 +95,7 @@ pub fn convert_file(checkpoint: &Path, output: &Path, opts: &VitOptions) -> Resu
     drop(weights);
     let bytes = encode(&model);
     drop(model);
-    write_atomically(output, &bytes)?;
+    panderm_edge::fsutil::write_atomically(output, &bytes)?;
     Ok(ConvertReport {
         container: ck.container,
         layout: ck.layout.describe(),
@@ -104,25 +104,4 @@ pub fn convert_file(checkpoint: &Path, output: &Path, opts: &VitOptions) -> Resu
         ignored: ck.ignored,
         onnx_bytes: bytes.len(),
     })
-}
-
-/// Writes `bytes` to a temporary file next to `path`, syncs it, then renames it over `path`.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| ConvertError::Io { path: path.to_owned(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
 }

@@ -2,8 +2,8 @@
 //! validated weights. This is the single description of the network that the ONNX
 //! export ([`crate::convert::export`]) lowers; see `docs/architecture.md` and the spec §1–2.
 
-use crate::convert::checkpoint::Checkpoint;
-use crate::error::{ConvertError, Result};
+use super::checkpoint::Checkpoint;
+use super::error::{ConvertError, Result};
 
 /// PanDerm's input side (asserted by `PatchEmbed.forward`).
 pub const IMG_SIZE: usize = 224;

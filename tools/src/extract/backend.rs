@@ -9,6 +9,8 @@ use std::path::Path;
 use panderm_edge::engine::{Model, ModelOptions};
 use panderm_edge::preprocess::ImageTensor;
 
+use crate::error::{Error, Result};
+
 /// The device asked for on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceChoice {
@@ -47,25 +49,30 @@ pub fn cuda_compiled() -> bool {
 }
 
 /// Checks for a usable CUDA driver and libraries (always an error without the feature).
-pub fn cuda_available() -> Result<(), String> {
+pub fn cuda_available() -> Result<()> {
     #[cfg(feature = "cuda")]
     {
         let rt = cuda_runtime()?;
-        rt.check().map_err(|e| format!("CUDA unavailable: {}", one_line(&format!("{e:#}"))))
+        rt.check().map_err(|e| Error::Cuda(format!("CUDA unavailable: {}", one_line(&format!("{e:#}")))))
     }
     #[cfg(not(feature = "cuda"))]
     {
-        Err("this panderm-tools was built without CUDA support (rebuild with `--features cuda`)".into())
+        Err(no_cuda_support())
     }
 }
 
+#[cfg(not(feature = "cuda"))]
+fn no_cuda_support() -> Error {
+    Error::Cuda("this panderm-tools was built without CUDA support (rebuild with `--features cuda`)".into())
+}
+
 #[cfg(feature = "cuda")]
-fn cuda_runtime() -> Result<&'static dyn tract_onnx::prelude::Runtime, String> {
+fn cuda_runtime() -> Result<&'static dyn tract_onnx::prelude::Runtime> {
     // Referencing the crate links it, which registers its runtime under the name "cuda".
     let _ = std::any::type_name::<tract_cuda::CudaTransform>();
     tract_onnx::tract_core::runtime::runtime_for_name("cuda")
-        .map_err(|e| format!("CUDA runtime lookup failed: {e}"))?
-        .ok_or_else(|| "tract-cuda runtime is not registered in this build".to_owned())
+        .map_err(|e| Error::Cuda(format!("CUDA runtime lookup failed: {e}")))?
+        .ok_or_else(|| Error::Cuda("tract-cuda runtime is not registered in this build".into()))
 }
 
 #[cfg(feature = "cuda")]
@@ -76,11 +83,7 @@ fn one_line(s: &str) -> String {
 impl Backbone {
     /// Loads `path` for `choice`; returns the backbone and, for `Auto` falling back to the
     /// CPU, the notice to print.
-    pub fn load(
-        path: &Path,
-        batch_size: Option<usize>,
-        choice: DeviceChoice,
-    ) -> Result<(Backbone, Option<String>), String> {
+    pub fn load(path: &Path, batch_size: Option<usize>, choice: DeviceChoice) -> Result<(Backbone, Option<String>)> {
         let use_cuda = match choice {
             DeviceChoice::Cpu => false,
             DeviceChoice::Cuda => {
@@ -100,23 +103,22 @@ impl Backbone {
         if use_cuda { Ok((Backbone::cuda(path, batch)?, None)) } else { Ok((Backbone::cpu(path, batch)?, None)) }
     }
 
-    fn cpu(path: &Path, batch_size: usize) -> Result<Backbone, String> {
-        let model = Model::load_with(path, &ModelOptions { batch_size }).map_err(|e| e.to_string())?;
+    fn cpu(path: &Path, batch_size: usize) -> Result<Backbone> {
+        let model = Model::load_with(path, &ModelOptions { batch_size })?;
         let sample_shape = model.sample_shape().to_vec();
         Ok(Backbone { inner: Inner::Cpu(model), batch_size, sample_shape, device: "cpu".into() })
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda(path: &Path, batch_size: usize) -> Result<Backbone, String> {
-        let (mut typed, info) =
-            panderm_edge::engine::load_decluttered(path, &ModelOptions { batch_size }).map_err(|e| e.to_string())?;
+    fn cuda(path: &Path, batch_size: usize) -> Result<Backbone> {
+        let (mut typed, info) = panderm_edge::engine::load_decluttered(path, &ModelOptions { batch_size })?;
         // tract-cuda 0.23.9 has no kernel for tract's fused exact GELU and runs it on the CPU,
         // with a host round trip per block (measured on an H200); it does have `erf`.
-        unfuse_gelu(&mut typed).map_err(|e| format!("{}: {e}", path.display()))?;
+        unfuse_gelu(&mut typed).map_err(|e| Error::invalid(path, e.to_string()))?;
         let rt = cuda_runtime()?;
         let runnable = rt
             .prepare(typed)
-            .map_err(|e| format!("{}: cannot prepare for CUDA: {}", path.display(), one_line(&format!("{e:#}"))))?;
+            .map_err(|e| Error::invalid(path, format!("cannot prepare for CUDA: {}", one_line(&format!("{e:#}")))))?;
         let b = Backbone {
             inner: Inner::Cuda(runnable),
             batch_size,
@@ -133,8 +135,8 @@ impl Backbone {
     }
 
     #[cfg(not(feature = "cuda"))]
-    fn cuda(_path: &Path, _batch_size: usize) -> Result<Backbone, String> {
-        Err("this panderm-tools was built without CUDA support (rebuild with `--features cuda`)".into())
+    fn cuda(_path: &Path, _batch_size: usize) -> Result<Backbone> {
+        Err(no_cuda_support())
     }
 
     /// `cpu` or `cuda`.
@@ -172,13 +174,14 @@ impl Backbone {
     }
 
     /// Runs up to `batch_size` images; returns the first output's row for each image.
-    pub fn run(&self, images: &[&ImageTensor]) -> Result<Vec<Vec<f32>>, String> {
+    pub fn run(&self, images: &[&ImageTensor]) -> Result<Vec<Vec<f32>>> {
         match &self.inner {
             Inner::Cpu(model) => model
-                .run(images)
-                .map_err(|e| e.to_string())?
+                .run(images)?
                 .into_iter()
-                .map(|o| o.into_iter().next().map(|t| t.values).ok_or_else(|| "the model has no output".to_owned()))
+                .map(|o| {
+                    o.into_iter().next().map(|t| t.values).ok_or_else(|| Error::refused("the model has no output"))
+                })
                 .collect(),
             #[cfg(feature = "cuda")]
             Inner::Cuda(runnable) => {
@@ -190,11 +193,11 @@ impl Backbone {
                 }
                 let mut shape = vec![self.batch_size];
                 shape.extend_from_slice(&self.sample_shape);
-                let input = Tensor::from_shape(&shape, &data).map_err(|e| e.to_string())?;
+                let input = Tensor::from_shape(&shape, &data).map_err(|e| Error::Cuda(e.to_string()))?;
                 let out = runnable
                     .run(tvec!(input.into_tvalue()))
-                    .map_err(|e| format!("CUDA inference failed: {}", one_line(&format!("{e:#}"))))?;
-                let view = out[0].to_plain_array_view::<f32>().map_err(|e| format!("CUDA output: {e}"))?;
+                    .map_err(|e| Error::Cuda(format!("CUDA inference failed: {}", one_line(&format!("{e:#}")))))?;
+                let view = out[0].to_plain_array_view::<f32>().map_err(|e| Error::Cuda(format!("CUDA output: {e}")))?;
                 let values: Vec<f32> = view.iter().copied().collect();
                 let row = values.len() / self.batch_size;
                 Ok((0..images.len()).map(|i| values[i * row..(i + 1) * row].to_vec()).collect())

@@ -29,6 +29,7 @@ use panderm_edge::preprocess::{ImageTensor, PreprocessConfig, preprocess_file};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{self, LoadOptions};
+use crate::error::{Error, Result};
 use backend::{Backbone, DeviceChoice};
 
 /// One of N shards of a CSV's rows: shard `index` (1-based) of `count`.
@@ -42,12 +43,13 @@ pub struct Shard {
 
 impl Shard {
     /// Parses `I/N` (1 ≤ I ≤ N).
-    pub fn parse(s: &str) -> Result<Shard, String> {
-        let (i, n) = s.split_once('/').ok_or_else(|| format!("--shard {s:?}: expected I/N, e.g. 2/8"))?;
-        let index: usize = i.trim().parse().map_err(|_| format!("--shard {s:?}: {i:?} is not a number"))?;
-        let count: usize = n.trim().parse().map_err(|_| format!("--shard {s:?}: {n:?} is not a number"))?;
+    pub fn parse(s: &str) -> Result<Shard> {
+        let refused = |why: String| Error::refused(format!("--shard {s:?}: {why}"));
+        let (i, n) = s.split_once('/').ok_or_else(|| refused("expected I/N, e.g. 2/8".into()))?;
+        let index: usize = i.trim().parse().map_err(|_| refused(format!("{i:?} is not a number")))?;
+        let count: usize = n.trim().parse().map_err(|_| refused(format!("{n:?} is not a number")))?;
         if count == 0 || index == 0 || index > count {
-            return Err(format!("--shard {s:?}: need 1 <= I <= N"));
+            return Err(refused("need 1 <= I <= N".into()));
         }
         Ok(Shard { index, count })
     }
@@ -193,9 +195,9 @@ impl Sidecar {
     }
 }
 
-fn write_json_atomically(path: &Path, value: &Sidecar) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-    crate::convert::write_atomically(path, text.as_bytes()).map_err(|e| e.to_string())
+fn write_json_atomically(path: &Path, value: &Sidecar) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    Ok(panderm_edge::fsutil::write_atomically(path, text.as_bytes())?)
 }
 
 fn preprocess_description(cfg: &PreprocessConfig) -> String {
@@ -212,10 +214,9 @@ pub fn extract(
     root: Option<&Path>,
     out: &Path,
     opts: &ExtractOptions,
-) -> Result<ExtractSummary, String> {
+) -> Result<ExtractSummary> {
     let started = Instant::now();
-    let ds = dataset::load(csv, root, &LoadOptions { check_images: true, ..LoadOptions::default() })
-        .map_err(|e| e.to_string())?;
+    let ds = dataset::load(csv, root, &LoadOptions { check_images: true, ..LoadOptions::default() })?;
     // PANDERM_EXTRACT_TIMINGS=1 prints where the time goes (load, first batch, per batch).
     let timings = std::env::var_os("PANDERM_EXTRACT_TIMINGS").is_some();
     let t_load = Instant::now();
@@ -228,7 +229,7 @@ pub fn extract(
     }
     let batch = model.batch_size();
     let Some((h, w)) = model.input_size() else {
-        return Err(format!("{}: not an image model", model_path.display()));
+        return Err(Error::invalid(model_path, "not an image model"));
     };
     check_input_size(model_path, h, w)?;
     // The file header needs the feature width before the first real batch: run a zero image.
@@ -239,14 +240,14 @@ pub fn extract(
     }
     let dim = probe.first().map_or(0, Vec::len);
     if dim == 0 {
-        return Err(format!("{}: the model gives no features", model_path.display()));
+        return Err(Error::invalid(model_path, "the model gives no features"));
     }
     let cfg = PreprocessConfig::default();
     let csv_rows = ds.rows.len();
     let (row_start, row_end) = opts.shard.map_or((0, csv_rows), |s| s.range(csv_rows));
     let rows = row_end - row_start;
     let mut record = Sidecar {
-        model_sha256: panderm_edge::bundle::sha256_file(model_path).map_err(|e| e.to_string())?,
+        model_sha256: panderm_edge::bundle::sha256_file(model_path)?,
         csv_sha256: ds.csv_sha256.clone(),
         rows,
         csv_rows,
@@ -266,37 +267,34 @@ pub fn extract(
     // Resume or start fresh.
     let mut start_row = 0;
     if partial.exists() && progress.exists() && !opts.restart {
-        let text = std::fs::read_to_string(&progress).map_err(|e| format!("{}: {e}", progress.display()))?;
+        let text = std::fs::read_to_string(&progress).map_err(|e| Error::io(&progress, e))?;
         let prev: Sidecar = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: unreadable progress record: {e}", progress.display()))?;
+            .map_err(|e| Error::invalid(&progress, format!("unreadable progress record: {e}")))?;
         if let Some(why) = record.foreign(&prev) {
-            return Err(format!(
-                "{}: a partial extraction {why}; refusing to mix rows (use --restart to discard it)",
-                partial.display()
+            return Err(Error::invalid(
+                &partial,
+                format!("a partial extraction {why}; refusing to mix rows (use --restart to discard it)"),
             ));
         }
         start_row = prev.rows_done;
         check_partial(&partial, &header, row_bytes, start_row)?;
     } else if partial.exists() && !opts.restart {
-        return Err(format!(
-            "{}: partial output without a progress record; use --restart to discard it",
-            partial.display()
-        ));
+        return Err(Error::invalid(&partial, "partial output without a progress record; use --restart to discard it"));
     }
     let mut file = if start_row > 0 {
-        let f = OpenOptions::new().write(true).open(&partial).map_err(|e| format!("{}: {e}", partial.display()))?;
+        let f = OpenOptions::new().write(true).open(&partial).map_err(|e| Error::io(&partial, e))?;
         // Drop anything written after the last durable batch.
-        f.set_len(header.len() as u64 + start_row as u64 * row_bytes)
-            .map_err(|e| format!("{}: {e}", partial.display()))?;
+        f.set_len(header.len() as u64 + start_row as u64 * row_bytes).map_err(|e| Error::io(&partial, e))?;
         f
     } else {
-        let mut f = File::create(&partial).map_err(|e| format!("{}: {e}", partial.display()))?;
-        f.write_all(&header).map_err(|e| format!("{}: {e}", partial.display()))?;
+        let mut f = File::create(&partial).map_err(|e| Error::io(&partial, e))?;
+        f.write_all(&header).map_err(|e| Error::io(&partial, e))?;
         record.rows_done = 0;
         write_json_atomically(&progress, &record)?;
         f
     };
-    file.seek(SeekFrom::Start(header.len() as u64 + start_row as u64 * row_bytes)).map_err(|e| e.to_string())?;
+    file.seek(SeekFrom::Start(header.len() as u64 + start_row as u64 * row_bytes))
+        .map_err(|e| Error::io(&partial, e))?;
 
     let bar = if opts.progress { ProgressBar::new(rows as u64) } else { ProgressBar::hidden() };
     bar.set_style(
@@ -309,8 +307,8 @@ pub fn extract(
     }
     let paths: Vec<PathBuf> = ds.rows[row_start..row_end].iter().map(|r| ds.image_path(r)).collect();
     let threads = opts.decode_threads.max(1);
-    let (tx, rx) = sync_channel::<Result<(usize, Vec<ImageTensor>), String>>(2);
-    let computed = std::thread::scope(|scope| -> Result<usize, String> {
+    let (tx, rx) = sync_channel::<Result<(usize, Vec<ImageTensor>)>>(2);
+    let computed = std::thread::scope(|scope| -> Result<usize> {
         let paths = &paths;
         let cfg = &cfg;
         scope.spawn(move || {
@@ -325,20 +323,20 @@ pub fn extract(
                 let chunk = &paths[first..last];
                 // Decode the batch on `threads` workers, keeping order.
                 let per = chunk.len().div_ceil(threads);
-                let results: Vec<Result<Vec<ImageTensor>, String>> = std::thread::scope(|s| {
+                let results: Vec<Result<Vec<ImageTensor>>> = std::thread::scope(|s| {
                     let handles: Vec<_> = chunk
                         .chunks(per.max(1))
                         .map(|part| {
                             s.spawn(move || {
                                 part.iter()
-                                    .map(|p| preprocess_file(p, cfg).map_err(|e| e.to_string()))
-                                    .collect::<Result<Vec<_>, _>>()
+                                    .map(|p| preprocess_file(p, cfg).map_err(Error::from))
+                                    .collect::<Result<Vec<_>>>()
                             })
                         })
                         .collect();
                     handles
                         .into_iter()
-                        .map(|h| h.join().unwrap_or_else(|_| Err("a decode worker panicked".into())))
+                        .map(|h| h.join().unwrap_or_else(|_| Err(Error::Panicked("a decode worker panicked".into()))))
                         .collect()
                 });
                 let mut tensors = Vec::with_capacity(chunk.len());
@@ -371,11 +369,13 @@ pub fn extract(
             refs.extend(tensors.iter());
             let mut outputs = model.run(&refs)?;
             if outputs.len() != refs.len() || outputs.iter().any(|o| o.len() != dim) {
-                return Err(format!(
-                    "{}: the model gave {} outputs for {} images (or a feature width other than {dim})",
-                    model_path.display(),
-                    outputs.len(),
-                    refs.len()
+                return Err(Error::invalid(
+                    model_path,
+                    format!(
+                        "the model gave {} outputs for {} images (or a feature width other than {dim})",
+                        outputs.len(),
+                        refs.len()
+                    ),
                 ));
             }
             outputs.drain(..offset);
@@ -391,7 +391,7 @@ pub fn extract(
                     bytes.extend_from_slice(&v.to_le_bytes());
                 }
             }
-            file.write_all(&bytes).and_then(|_| file.sync_data()).map_err(|e| format!("{}: {e}", partial.display()))?;
+            file.write_all(&bytes).and_then(|_| file.sync_data()).map_err(|e| Error::io(&partial, e))?;
             done += tensors.len();
             record.rows_done = done;
             write_json_atomically(&progress, &record)?;
@@ -402,9 +402,9 @@ pub fn extract(
     })?;
     bar.finish_and_clear();
     if record.rows_done != rows {
-        return Err(format!("extraction stopped at row {} of {rows}", record.rows_done));
+        return Err(Error::refused(format!("extraction stopped at row {} of {rows}", record.rows_done)));
     }
-    std::fs::rename(&partial, out).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::rename(&partial, out).map_err(|e| Error::io(out, e))?;
     write_json_atomically(&suffixed(out, ".json"), &record)?;
     let _ = std::fs::remove_file(&progress);
     Ok(ExtractSummary { rows, computed, dim, seconds: started.elapsed().as_secs_f64(), device: record.device })
@@ -414,34 +414,36 @@ pub fn extract(
 /// header this run writes, then at least `rows_done` complete rows. Anything else (a partial
 /// from another job, one truncated by a crash of the file system, a hand-edited record) would
 /// be padded with zeros or mixed, so it is refused and left untouched.
-fn check_partial(partial: &Path, header: &[u8], row_bytes: u64, rows_done: usize) -> Result<(), String> {
+fn check_partial(partial: &Path, header: &[u8], row_bytes: u64, rows_done: usize) -> Result<()> {
     use std::io::Read;
-    let err = |e: std::io::Error| format!("{}: {e}", partial.display());
+    let err = |e: std::io::Error| Error::io(partial, e);
     let mut f = File::open(partial).map_err(err)?;
     let len = f.metadata().map_err(err)?.len();
     let mut head = Vec::with_capacity(header.len());
     Read::take(&mut f, header.len() as u64).read_to_end(&mut head).map_err(err)?;
     if head != header {
-        return Err(format!(
-            "{}: its array header is not the one this run writes (torn, or from another job); refusing to resume (use --restart to discard it)",
-            partial.display()
+        return Err(Error::invalid(
+            partial,
+            "its array header is not the one this run writes (torn, or from another job); refusing to resume (use --restart to discard it)",
         ));
     }
     let complete = len.saturating_sub(header.len() as u64) / row_bytes.max(1);
     if complete < rows_done as u64 {
-        return Err(format!(
-            "{}: holds {complete} complete rows but its progress record says {rows_done} were written; refusing to resume (use --restart to discard it)",
-            partial.display()
+        return Err(Error::invalid(
+            partial,
+            format!(
+                "holds {complete} complete rows but its progress record says {rows_done} were written; refusing to resume (use --restart to discard it)"
+            ),
         ));
     }
     Ok(())
 }
 
-fn read_sidecar(features: &Path) -> Result<Sidecar, String> {
+fn read_sidecar(features: &Path) -> Result<Sidecar> {
     let p = suffixed(features, ".json");
     let text = std::fs::read_to_string(&p)
-        .map_err(|e| format!("{}: {e} (every features file needs its sidecar)", p.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: not a features sidecar: {e}", p.display()))
+        .map_err(|e| Error::invalid(&p, format!("{e} (every features file needs its sidecar)")))?;
+    serde_json::from_str(&text).map_err(|e| Error::invalid(&p, format!("not a features sidecar: {e}")))
 }
 
 /// `merge-features`: joins shard outputs (any order) into one features file in CSV order.
@@ -451,55 +453,54 @@ fn read_sidecar(features: &Path) -> Result<Sidecar, String> {
 /// exactly the rows of shard `I/N` of the CSV, from the same model, CSV, preprocessing and
 /// feature width, with an array of the size its sidecar states. Everything is checked before
 /// the output is created; a refused merge leaves nothing behind.
-pub fn merge(shards: &[PathBuf], out: &Path) -> Result<Sidecar, String> {
+pub fn merge(shards: &[PathBuf], out: &Path) -> Result<Sidecar> {
     if shards.is_empty() {
-        return Err("no shards given".into());
+        return Err(Error::refused("no shards given"));
     }
     let mut parts: Vec<(Sidecar, &PathBuf, Option<Shard>)> = Vec::new();
     for p in shards {
         let s = read_sidecar(p)?;
         if s.rows_done != s.rows {
-            return Err(format!("{}: incomplete shard ({} of {} rows)", p.display(), s.rows_done, s.rows));
+            return Err(Error::invalid(p, format!("incomplete shard ({} of {} rows)", s.rows_done, s.rows)));
         }
         if s.row_start > s.row_end || s.row_end > s.csv_rows || s.rows != s.row_end - s.row_start {
-            return Err(format!(
-                "{}: its sidecar is inconsistent (rows {}..{} of a {}-row CSV, {} rows)",
-                p.display(),
-                s.row_start,
-                s.row_end,
-                s.csv_rows,
-                s.rows
+            return Err(Error::invalid(
+                p,
+                format!(
+                    "its sidecar is inconsistent (rows {}..{} of a {}-row CSV, {} rows)",
+                    s.row_start, s.row_end, s.csv_rows, s.rows
+                ),
             ));
         }
         let shard = match &s.shard {
             Some(label) => {
                 let shard = Shard::parse(label)
-                    .map_err(|_| format!("{}: its sidecar names shard {label:?}, which is not I/N", p.display()))?;
+                    .map_err(|_| Error::invalid(p, format!("its sidecar names shard {label:?}, which is not I/N")))?;
                 let (a, b) = shard.range(s.csv_rows);
                 if (a, b) != (s.row_start, s.row_end) {
-                    return Err(format!(
-                        "{}: its sidecar says shard {shard} covers rows {}..{}, but shard {shard} of {} rows is rows {a}..{b}",
-                        p.display(),
-                        s.row_start,
-                        s.row_end,
-                        s.csv_rows
+                    return Err(Error::invalid(
+                        p,
+                        format!(
+                            "its sidecar says shard {shard} covers rows {}..{}, but shard {shard} of {} rows is rows {a}..{b}",
+                            s.row_start, s.row_end, s.csv_rows
+                        ),
                     ));
                 }
                 Some(shard)
             }
             None if shards.len() > 1 => {
-                return Err(format!(
+                return Err(Error::refused(format!(
                     "{} is not a shard (it covers the whole CSV); merge the outputs of one `extract --shard I/N` run",
                     p.display()
-                ));
+                )));
             }
             None if (s.row_start, s.row_end) != (0, s.csv_rows) => {
-                return Err(format!(
-                    "{}: its sidecar names no shard but covers only rows {}..{} of {}",
-                    p.display(),
-                    s.row_start,
-                    s.row_end,
-                    s.csv_rows
+                return Err(Error::invalid(
+                    p,
+                    format!(
+                        "its sidecar names no shard but covers only rows {}..{} of {}",
+                        s.row_start, s.row_end, s.csv_rows
+                    ),
                 ));
             }
             None => None,
@@ -521,16 +522,20 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<Sidecar, String> {
             None
         };
         if let Some(w) = what {
-            return Err(format!("{} comes from {w} than {}; refusing to merge", p.display(), first_path.display()));
+            return Err(Error::refused(format!(
+                "{} comes from {w} than {}; refusing to merge",
+                p.display(),
+                first_path.display()
+            )));
         }
         if let (Some(a), Some(b)) = (shard, first_shard)
             && a.count != b.count
         {
-            return Err(format!(
+            return Err(Error::refused(format!(
                 "{} is shard {a} but {} is shard {b}: outputs of different --shard runs; refusing to merge",
                 p.display(),
                 first_path.display()
-            ));
+            )));
         }
     }
     if let Some(count) = first_shard.map(|s| s.count) {
@@ -539,11 +544,11 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<Sidecar, String> {
         for (_, p, shard) in &parts {
             let index = shard.map_or(0, |s| s.index);
             if let Some(other) = seen.insert(index, p) {
-                return Err(format!(
+                return Err(Error::refused(format!(
                     "shard {index}/{count} is given twice ({} and {}); refusing to merge",
                     other.display(),
                     p.display()
-                ));
+                )));
             }
         }
         if seen.len() != count {
@@ -558,11 +563,11 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<Sidecar, String> {
                 })
                 .collect();
             let more = count - seen.len() - missing.len();
-            return Err(format!(
+            return Err(Error::refused(format!(
                 "missing {}{}: every shard 1..{count} is needed; refusing to merge",
                 missing.join(", "),
                 if more > 0 { format!(" and {more} more") } else { String::new() }
-            ));
+            )));
         }
     }
     parts.sort_by_key(|(s, _, _)| s.row_start);
@@ -570,45 +575,42 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<Sidecar, String> {
     let mut next = 0;
     for (s, p, _) in &parts {
         if s.row_start != next {
-            return Err(if s.row_start > next {
+            return Err(Error::refused(if s.row_start > next {
                 format!("rows {next}..{} are missing (no shard covers them)", s.row_start)
             } else {
                 format!("{} overlaps rows already covered by another shard", p.display())
-            });
+            }));
         }
         next = s.row_end;
     }
     if next != first.csv_rows {
-        return Err(format!("rows {next}..{} are missing (no shard covers them)", first.csv_rows));
+        return Err(Error::refused(format!("rows {next}..{} are missing (no shard covers them)", first.csv_rows)));
     }
     let dim = first.dim;
     // Every array's header and size, before the output exists.
     let mut arrays = Vec::with_capacity(parts.len());
     for (s, p, _) in &parts {
-        let (h, file) = panderm_edge::npy::open_f32(p).map_err(|e| e.to_string())?;
+        let (h, file) = panderm_edge::npy::open_f32(p)?;
         if h.shape != [s.rows, dim] {
-            return Err(format!(
-                "{}: shape {:?} does not match its sidecar ({} x {dim})",
-                p.display(),
-                h.shape,
-                s.rows
+            return Err(Error::invalid(
+                p,
+                format!("shape {:?} does not match its sidecar ({} x {dim})", h.shape, s.rows),
             ));
         }
         arrays.push((h.data_len, file, *p));
     }
     let tmp = suffixed(out, ".partial");
-    let written = (|| -> Result<(), String> {
-        let mut f = std::io::BufWriter::new(File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?);
-        f.write_all(&header_f32(&[first.csv_rows, dim])).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let written = (|| -> Result<()> {
+        let mut f = std::io::BufWriter::new(File::create(&tmp).map_err(|e| Error::io(&tmp, e))?);
+        f.write_all(&header_f32(&[first.csv_rows, dim])).map_err(|e| Error::io(&tmp, e))?;
         for (len, file, p) in arrays {
-            let copied = std::io::copy(&mut std::io::Read::take(file, len), &mut f)
-                .map_err(|e| format!("{}: {e}", p.display()))?;
+            let copied = std::io::copy(&mut std::io::Read::take(file, len), &mut f).map_err(|e| Error::io(p, e))?;
             if copied != len {
-                return Err(format!("{}: changed while merging ({copied} of {len} data bytes)", p.display()));
+                return Err(Error::invalid(p, format!("changed while merging ({copied} of {len} data bytes)")));
             }
         }
-        f.into_inner().map_err(|e| e.to_string())?.sync_all().map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, out).map_err(|e| format!("{}: {e}", out.display()))
+        f.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
@@ -632,9 +634,9 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<Sidecar, String> {
 /// allocated from the model's declared input shape.
 const MAX_INPUT_SIDE: usize = 8192;
 
-fn check_input_size(model: &Path, h: usize, w: usize) -> Result<(), String> {
+fn check_input_size(model: &Path, h: usize, w: usize) -> Result<()> {
     if h == 0 || w == 0 || h > MAX_INPUT_SIDE || w > MAX_INPUT_SIDE {
-        return Err(format!("{}: input of {h}×{w} pixels is outside 1..={MAX_INPUT_SIDE} per side", model.display()));
+        return Err(Error::invalid(model, format!("input of {h}×{w} pixels is outside 1..={MAX_INPUT_SIDE} per side")));
     }
     Ok(())
 }
@@ -658,19 +660,14 @@ pub struct BenchResult {
 
 /// `bench-extract`: backbone throughput on one device, without decoding (random inputs),
 /// after one warm-up batch.
-pub fn bench(
-    model: &Path,
-    device: DeviceChoice,
-    batch_size: Option<usize>,
-    images: usize,
-) -> Result<BenchResult, String> {
+pub fn bench(model: &Path, device: DeviceChoice, batch_size: Option<usize>, images: usize) -> Result<BenchResult> {
     let t0 = Instant::now();
     let (m, notice) = Backbone::load(model, batch_size, device)?;
     let load_s = t0.elapsed().as_secs_f64();
     if let Some(n) = notice {
         log::info!("{n}");
     }
-    let Some((h, w)) = m.input_size() else { return Err("not an image model".into()) };
+    let Some((h, w)) = m.input_size() else { return Err(Error::refused("not an image model")) };
     check_input_size(model, h, w)?;
     let b = m.batch_size();
     let tensors: Vec<ImageTensor> = (0..b)

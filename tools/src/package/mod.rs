@@ -15,6 +15,7 @@ use panderm_edge::bundle::{
 };
 use panderm_edge::engine::convert_to_nnef;
 
+use crate::error::{Error, Result};
 use crate::onnx_graph::{decode, encode};
 use crate::probe::head_file::HeadFile;
 use crate::probe::onnx_head::head_to_onnx;
@@ -101,18 +102,18 @@ fn to_toml_table(v: &serde_json::Value) -> Option<toml::Table> {
 /// Writes the bundle into `out_dir` (must be empty or absent) and returns its manifest.
 /// The bundle is assembled in a staging directory and moved into place only when complete,
 /// so a failure leaves nothing behind.
-pub fn make_bundle(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
-    if out_dir.exists() && std::fs::read_dir(out_dir).map_err(|e| e.to_string())?.next().is_some() {
-        return Err(format!("{}: output directory is not empty", out_dir.display()));
+pub fn make_bundle(req: &BundleRequest, out_dir: &Path) -> Result<Manifest> {
+    if out_dir.exists() && std::fs::read_dir(out_dir).map_err(|e| Error::io(out_dir, e))?.next().is_some() {
+        return Err(Error::invalid(out_dir, "output directory is not empty"));
     }
     let name = out_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "bundle".into());
     let staging = out_dir.with_file_name(format!(".{name}.staging-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     let result = assemble(req, &staging).and_then(|m| {
         if out_dir.exists() {
-            std::fs::remove_dir(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+            std::fs::remove_dir(out_dir).map_err(|e| Error::io(out_dir, e))?;
         }
-        std::fs::rename(&staging, out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+        std::fs::rename(&staging, out_dir).map_err(|e| Error::io(out_dir, e))?;
         Ok(m)
     });
     if result.is_err() {
@@ -121,12 +122,11 @@ pub fn make_bundle(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, Stri
     result
 }
 
-fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
-    let bytes = std::fs::read(&req.backbone).map_err(|e| format!("{}: {e}", req.backbone.display()))?;
-    let model = decode(&bytes).map_err(|e| format!("{}: not an ONNX model: {e}", req.backbone.display()))?;
-    let kind = meta(&model, "panderm.kind").ok_or_else(|| {
-        format!("{}: no PanDerm metadata; convert it with `panderm-tools convert`", req.backbone.display())
-    })?;
+fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest> {
+    let bytes = std::fs::read(&req.backbone).map_err(|e| Error::io(&req.backbone, e))?;
+    let model = decode(&bytes).map_err(|e| Error::invalid(&req.backbone, format!("not an ONNX model: {e}")))?;
+    let kind = meta(&model, "panderm.kind")
+        .ok_or_else(|| Error::invalid(&req.backbone, "no PanDerm metadata; convert it with `panderm-tools convert`"))?;
     let variant = meta(&model, "panderm.variant").unwrap_or_default();
     let source_sha256 = meta(&model, "panderm.source_sha256").unwrap_or_default();
     // `panderm-tools quantize` records its scheme; everything else is the converter's fp32.
@@ -135,13 +135,13 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
     let kind = match kind.as_str() {
         "features" => BackboneKind::Features,
         "classifier" => BackboneKind::Classifier,
-        other => return Err(format!("{}: panderm.kind = {other:?} is not a backbone", req.backbone.display())),
+        other => return Err(Error::invalid(&req.backbone, format!("panderm.kind = {other:?} is not a backbone"))),
     };
     let dim = match kind {
         BackboneKind::Features => parse_usize("panderm.embed_dim"),
         BackboneKind::Classifier => parse_usize("panderm.num_classes"),
     }
-    .ok_or_else(|| format!("{}: metadata lacks its output width", req.backbone.display()))?;
+    .ok_or_else(|| Error::invalid(&req.backbone, "metadata lacks its output width"))?;
     drop(model);
     // Read and check every head before writing anything.
     let mut head_files = Vec::new();
@@ -150,25 +150,30 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
         let mut hf = HeadFile::read(&head_json)?;
         if let Some(l) = &h.labels {
             if l.len() != hf.classes {
-                return Err(format!("head `{}`: {} labels given for {} classes", h.name, l.len(), hf.classes));
+                return Err(Error::refused(format!(
+                    "head `{}`: {} labels given for {} classes",
+                    h.name,
+                    l.len(),
+                    hf.classes
+                )));
             }
             hf.labels = l.clone();
         }
         if hf.in_dim != dim {
-            return Err(format!(
+            return Err(Error::refused(format!(
                 "head `{}` was trained on {}-d features but the backbone outputs {dim}-d",
                 h.name, hf.in_dim
-            ));
+            )));
         }
         head_files.push(hf);
     }
 
-    std::fs::create_dir_all(out_dir.join("heads")).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    std::fs::create_dir_all(out_dir.join("heads")).map_err(|e| Error::io(out_dir, e))?;
     // NNEF is written for batch 1 and read back with the same interface (engine::convert_to_nnef).
     let nnef_file = "backbone.nnef.tar";
     let format = match req.format {
         Some(ModelFormat::Nnef) => {
-            convert_to_nnef(&req.backbone, &out_dir.join(nnef_file)).map_err(|e| e.to_string())?;
+            convert_to_nnef(&req.backbone, &out_dir.join(nnef_file))?;
             ModelFormat::Nnef
         }
         Some(ModelFormat::Onnx) => ModelFormat::Onnx,
@@ -184,14 +189,14 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
         ModelFormat::Nnef => nnef_file.to_owned(),
         ModelFormat::Onnx => {
             let file = "backbone.onnx".to_owned();
-            std::fs::write(out_dir.join(&file), &bytes).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+            std::fs::write(out_dir.join(&file), &bytes).map_err(|e| Error::io(out_dir, e))?;
             file
         }
     };
     drop(bytes);
     let mut backbone = BackboneSpec {
         file: backbone_file.clone(),
-        sha256: sha256_file(&out_dir.join(&backbone_file)).map_err(|e| e.to_string())?,
+        sha256: sha256_file(&out_dir.join(&backbone_file))?,
         kind,
         output: match kind {
             BackboneKind::Features => "features".into(),
@@ -209,7 +214,7 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
     };
     if kind == BackboneKind::Classifier {
         if !req.heads.is_empty() {
-            return Err("a fine-tuned (classifier) backbone outputs logits; it takes no heads".into());
+            return Err(Error::refused("a fine-tuned (classifier) backbone outputs logits; it takes no heads"));
         }
         let labels = req.classifier.labels.clone().unwrap_or_else(|| (0..dim).map(|i| format!("class_{i}")).collect());
         let task = if dim == 2 { Task::Binary } else { Task::Multiclass };
@@ -222,12 +227,12 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
     for (h, hf) in req.heads.iter().zip(&head_files) {
         let file = format!("heads/{}.onnx", h.name);
         let path = out_dir.join(&file);
-        std::fs::write(&path, encode(&head_to_onnx(hf, &h.name))).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(&path, encode(&head_to_onnx(hf, &h.name))).map_err(|e| Error::io(&path, e))?;
         let task = if hf.task == "binary" { Task::Binary } else { Task::Multiclass };
         heads.push(HeadSpec {
             role: if req.skin_head.as_deref() == Some(h.name.as_str()) { HeadRole::SkinCheck } else { HeadRole::Task },
             name: h.name.clone(),
-            sha256: sha256_file(&path).map_err(|e| e.to_string())?,
+            sha256: sha256_file(&path)?,
             file,
             task,
             labels: hf.labels.clone(),
@@ -240,7 +245,7 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
     if let Some(name) = &req.skin_head
         && !req.heads.iter().any(|h| &h.name == name)
     {
-        return Err(format!("--skin-head `{name}` is not one of the bundle's heads"));
+        return Err(Error::refused(format!("--skin-head `{name}` is not one of the bundle's heads")));
     }
     let abstention = abstention_spec(req, &head_files, out_dir)?;
     let manifest = Manifest {
@@ -259,30 +264,27 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest, String> {
         compare: Default::default(),
         abstention,
     };
-    manifest.validate(out_dir).map_err(|e| e.to_string())?;
-    std::fs::write(out_dir.join(MANIFEST), manifest.to_toml()).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    manifest.validate(out_dir)?;
+    std::fs::write(out_dir.join(MANIFEST), manifest.to_toml()).map_err(|e| Error::io(out_dir, e))?;
     Ok(manifest)
 }
 
 /// Writes the centroids of the chosen head and returns the `[abstention]` table.
-fn abstention_spec(
-    req: &BundleRequest,
-    head_files: &[HeadFile],
-    out_dir: &Path,
-) -> Result<Option<AbstentionSpec>, String> {
+fn abstention_spec(req: &BundleRequest, head_files: &[HeadFile], out_dir: &Path) -> Result<Option<AbstentionSpec>> {
     let a = &req.abstention;
     if a.disabled {
         return Ok(None);
     }
     let chosen = match &a.head {
         Some(name) => {
-            let i = req
-                .heads
-                .iter()
-                .position(|h| &h.name == name)
-                .ok_or_else(|| format!("--abstain-head `{name}` is not one of the bundle's heads"))?;
+            let i =
+                req.heads.iter().position(|h| &h.name == name).ok_or_else(|| {
+                    Error::refused(format!("--abstain-head `{name}` is not one of the bundle's heads"))
+                })?;
             let ood = head_files[i].ood.as_ref().ok_or_else(|| {
-                format!("head `{name}` has no out-of-distribution statistics (re-run `probe` with this version)")
+                Error::refused(format!(
+                    "head `{name}` has no out-of-distribution statistics (re-run `probe` with this version)"
+                ))
             })?;
             Some((name.clone(), ood))
         }
@@ -290,25 +292,28 @@ fn abstention_spec(
     };
     let Some((source_head, ood)) = chosen else {
         if a.min_top_probability.is_some() {
-            return Err("--min-probability needs a head with out-of-distribution statistics (from `probe`)".into());
+            return Err(Error::refused(
+                "--min-probability needs a head with out-of-distribution statistics (from `probe`)",
+            ));
         }
         return Ok(None);
     };
     let dim = ood.centroids.first().map_or(0, Vec::len);
     let rows: Vec<f32> = ood.centroids.iter().flatten().copied().collect();
-    let centroids = Centroids::from_rows(rows, dim).map_err(|e| format!("head `{source_head}`: {e}"))?;
+    let centroids =
+        Centroids::from_rows(rows, dim).map_err(|e| Error::refused(format!("head `{source_head}`: {e}")))?;
     let file = "abstention/centroids.npy".to_owned();
     let path = out_dir.join(&file);
-    std::fs::create_dir_all(out_dir.join("abstention")).map_err(|e| format!("{}: {e}", out_dir.display()))?;
-    centroids.write(&path).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(out_dir.join("abstention")).map_err(|e| Error::io(out_dir, e))?;
+    centroids.write(&path)?;
     let spec = AbstentionSpec {
         centroids_file: file,
-        centroids_sha256: sha256_file(&path).map_err(|e| e.to_string())?,
+        centroids_sha256: sha256_file(&path)?,
         source_head,
         percentile: ood.percentile,
         max_distance: ood.max_distance,
         min_top_probability: a.min_top_probability,
     };
-    spec.validate()?;
+    spec.validate().map_err(Error::Refused)?;
     Ok(Some(spec))
 }

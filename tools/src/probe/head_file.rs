@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::logreg::LinearHead;
+use crate::error::{Error, Result};
 
 /// Version of the `head.json` layout.
 pub const HEAD_FORMAT: u32 = 1;
@@ -87,15 +88,14 @@ impl HeadFile {
     }
 
     /// Reads and validates a `head.json`.
-    pub fn read(path: &Path) -> Result<HeadFile, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn read(path: &Path) -> Result<HeadFile> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let h: HeadFile =
-            serde_json::from_str(&text).map_err(|e| format!("{}: not a head file: {e}", path.display()))?;
+            serde_json::from_str(&text).map_err(|e| Error::invalid(path, format!("not a head file: {e}")))?;
         if h.format != HEAD_FORMAT {
-            return Err(format!(
-                "{}: head format {} is not supported (expected {HEAD_FORMAT})",
-                path.display(),
-                h.format
+            return Err(Error::invalid(
+                path,
+                format!("head format {} is not supported (expected {HEAD_FORMAT})", h.format),
             ));
         }
         if h.weight.len() != h.classes
@@ -103,20 +103,18 @@ impl HeadFile {
             || h.bias.len() != h.classes
             || h.labels.len() != h.classes
         {
-            return Err(format!(
-                "{}: weight/bias/labels do not match {} classes × {} features",
-                path.display(),
-                h.classes,
-                h.in_dim
+            return Err(Error::invalid(
+                path,
+                format!("weight/bias/labels do not match {} classes × {} features", h.classes, h.in_dim),
             ));
         }
         Ok(h)
     }
 
     /// Writes it as pretty JSON.
-    pub fn write(&self, path: &Path) -> Result<(), String> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
-        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self)?;
+        std::fs::write(path, text).map_err(|e| Error::io(path, e))
     }
 
     /// The head as f64 weights.

@@ -12,6 +12,7 @@ use super::logreg::{TrainData, argmax_rows, panderm_c, train};
 use super::metrics::{DEFAULT_RESAMPLES, EvalMetrics, bootstrap_ci, eval_metrics};
 use super::report;
 use crate::dataset::{self, Dataset, LoadOptions, Split, Task};
+use crate::error::{Error, Result};
 
 /// How classes are weighted in the loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,17 +60,17 @@ pub fn ood_stats(
     test_idx: &[usize],
     k: usize,
     percentile: f64,
-) -> Result<OodStats, String> {
+) -> Result<OodStats> {
     use panderm_edge::abstain::{Centroids, percentile as pct};
     let rows =
         |idx: &[usize]| idx.iter().flat_map(|&r| features[r * d..(r + 1) * d].iter().copied()).collect::<Vec<f32>>();
     let train = rows(train_idx);
-    let centroids = Centroids::from_features(&train, d, y_train, k).map_err(|e| e.to_string())?;
-    let dist = |x: &[f32]| -> Result<Vec<f64>, String> {
-        x.chunks_exact(d).map(|f| centroids.distance(f).map_err(|e| e.to_string())).collect()
+    let centroids = Centroids::from_features(&train, d, y_train, k)?;
+    let dist = |x: &[f32]| -> Result<Vec<f64>> {
+        x.chunks_exact(d).map(|f| centroids.distance(f).map_err(Error::from)).collect()
     };
     let train_d = dist(&train)?;
-    let q = |p: f64| pct(&train_d, p).ok_or_else(|| format!("percentile {p} is outside [0, 100]"));
+    let q = |p: f64| pct(&train_d, p).ok_or_else(|| Error::refused(format!("percentile {p} is outside [0, 100]")));
     let max_distance = q(percentile)?;
     let test_d = dist(&rows(test_idx))?;
     let flagged = test_d.iter().filter(|&&x| x > max_distance).count();
@@ -133,20 +134,22 @@ fn selection_score(m: &EvalMetrics, task: Task) -> f64 {
 }
 
 /// Loads the features (`[rows, D]` float32 `.npy`) and checks they match the CSV.
-pub fn load_features(path: &Path, ds: &Dataset) -> Result<(Vec<f32>, usize), String> {
-    let a = panderm_edge::npy::read_f32(path).map_err(|e| e.to_string())?;
+pub fn load_features(path: &Path, ds: &Dataset) -> Result<(Vec<f32>, usize)> {
+    let a = panderm_edge::npy::read_f32(path)?;
     let [rows, d] = a.shape[..] else {
-        return Err(format!("{}: features must be a 2-D [rows, D] array, got shape {:?}", path.display(), a.shape));
+        return Err(Error::invalid(path, format!("features must be a 2-D [rows, D] array, got shape {:?}", a.shape)));
     };
     if rows != ds.rows.len() {
-        return Err(format!(
-            "{}: {rows} feature rows but the CSV has {} data rows (row i of the features must be CSV row i)",
-            path.display(),
-            ds.rows.len()
+        return Err(Error::invalid(
+            path,
+            format!(
+                "{rows} feature rows but the CSV has {} data rows (row i of the features must be CSV row i)",
+                ds.rows.len()
+            ),
         ));
     }
     if d == 0 {
-        return Err(format!("{}: features have zero width", path.display()));
+        return Err(Error::invalid(path, "features have zero width"));
     }
     Ok((a.data, d))
 }
@@ -158,26 +161,28 @@ pub fn run_probe(
     out_dir: &Path,
     summary_csv: Option<&Path>,
     opts: &ProbeOptions,
-) -> Result<ProbeOutcome, String> {
-    let ds = dataset::load(csv, None, &LoadOptions::default()).map_err(|e| e.to_string())?;
+) -> Result<ProbeOutcome> {
+    let ds = dataset::load(csv, None, &LoadOptions::default())?;
     let (features, d) = load_features(features_path, &ds)?;
     let k = match ds.task {
         Task::Binary => 2,
         Task::Multiclass => ds.num_classes,
     };
     let labels = match &opts.labels {
-        Some(l) if l.len() != k => return Err(format!("--labels gives {} names for {k} classes", l.len())),
+        Some(l) if l.len() != k => {
+            return Err(Error::refused(format!("--labels gives {} names for {k} classes", l.len())));
+        }
         Some(l) => l.clone(),
         None => (0..k).map(|i| format!("class_{i}")).collect(),
     };
-    let train_idx = ds.train_subset(opts.percent_data.unwrap_or(1.0)).map_err(|e| e.to_string())?;
+    let train_idx = ds.train_subset(opts.percent_data.unwrap_or(1.0))?;
     let test_idx = ds.split_indices(Split::Test);
     let val_idx = ds.split_indices(Split::Val);
     if train_idx.is_empty() {
-        return Err(format!("{}: no rows with split=train", csv.display()));
+        return Err(Error::invalid(csv, "no rows with split=train"));
     }
     if test_idx.is_empty() {
-        return Err(format!("{}: no rows with split=test", csv.display()));
+        return Err(Error::invalid(csv, "no rows with split=test"));
     }
     let y_of = |idx: &[usize]| idx.iter().map(|&i| ds.rows[i].label).collect::<Vec<_>>();
     let (x_train, y_train) = (gather(&features, d, &train_idx), y_of(&train_idx));
@@ -190,7 +195,7 @@ pub fn run_probe(
     let base_c = opts.c.unwrap_or_else(|| panderm_c(d, k));
     let c = if opts.c_sweep {
         if val_idx.is_empty() {
-            return Err("--c-sweep needs rows with split=val".into());
+            return Err(Error::refused("--c-sweep needs rows with split=val"));
         }
         let (x_val, y_val) = (gather(&features, d, &val_idx), y_of(&val_idx));
         let mut best = (f64::NEG_INFINITY, base_c);
@@ -220,22 +225,21 @@ pub fn run_probe(
     let metrics = eval_metrics(&y_test, &preds, &probs, k);
     let ci = bootstrap_ci(&y_test, &preds, &probs, k, opts.bootstrap.unwrap_or(DEFAULT_RESAMPLES), 0);
 
-    std::fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let name = report::dataset_name(csv);
     let mut files = Vec::new();
     let filenames: Vec<String> = test_idx.iter().map(|&i| ds.rows[i].image.clone()).collect();
     let pred_csv = out_dir.join(format!("{name}.csv"));
     // PanDerm's probabilities are float32 numpy values; writing f32 reproduces its text.
     let probs_f32: Vec<f32> = probs.iter().map(|&p| p as f32).collect();
-    report::write_predictions_csv(&pred_csv, &filenames, &y_test, &preds, &probs_f32, k, ds.task == Task::Binary)
-        .map_err(|e| e.to_string())?;
+    report::write_predictions_csv(&pred_csv, &filenames, &y_test, &preds, &probs_f32, k, ds.task == Task::Binary)?;
     files.push(pred_csv);
     let summary = summary_csv.map(Path::to_path_buf).unwrap_or_else(|| out_dir.join("summary.csv"));
-    report::append_summary_csv(&summary, &name, &metrics).map_err(|e| e.to_string())?;
+    report::append_summary_csv(&summary, &name, &metrics)?;
     files.push(summary);
     let provenance = json!({
         "features_file": features_path.file_name().map(|f| f.to_string_lossy().into_owned()),
-        "features_sha256": panderm_edge::bundle::sha256_file(features_path).map_err(|e| e.to_string())?,
+        "features_sha256": panderm_edge::bundle::sha256_file(features_path)?,
         "csv_file": csv.file_name().map(|f| f.to_string_lossy().into_owned()),
         "csv_sha256": ds.csv_sha256,
         "label_column": ds.label_column,
@@ -258,10 +262,10 @@ pub fn run_probe(
         "provenance": provenance,
     });
     let mj = out_dir.join("metrics.json");
-    report::write_metrics_json(&mj, &metrics, &ci, extra).map_err(|e| e.to_string())?;
+    report::write_metrics_json(&mj, &metrics, &ci, extra)?;
     files.push(mj);
     let png = out_dir.join(format!("confusion_matrix_{name}.png"));
-    report::write_confusion_png(&png, &y_test, &preds, k, &labels).map_err(|e| e.to_string())?;
+    report::write_confusion_png(&png, &y_test, &preds, k, &labels)?;
     files.push(png);
     let task = if ds.task == Task::Binary { "binary" } else { "multiclass" };
     let mut head_file = HeadFile::from_head(&head, task, labels, c, provenance, metrics_json);

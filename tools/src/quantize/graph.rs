@@ -25,6 +25,41 @@ use tract_onnx::pb;
 use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_proto::DataType;
 
+/// Why a graph cannot be quantized or rewritten (one line naming the tensor; the caller adds
+/// the file).
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    /// A weight MatMul names an initializer the graph does not have.
+    #[error("initializer `{0}` is missing")]
+    MissingInitializer(String),
+    /// A weight has the wrong number of values for its MatMul.
+    #[error("initializer `{name}` has {values} values for shape [{k}, {n}]")]
+    WeightSize {
+        /// The initializer.
+        name: String,
+        /// Values found.
+        values: usize,
+        /// Rows expected.
+        k: usize,
+        /// Columns expected.
+        n: usize,
+    },
+    /// A float32 initializer's raw bytes are not whole floats.
+    #[error("initializer `{name}` has {len} raw bytes, not a multiple of 4")]
+    RawBytes {
+        /// The initializer.
+        name: String,
+        /// Its raw byte count.
+        len: usize,
+    },
+    /// The initializer's data lives in an external file.
+    #[error("initializer `{0}` is stored in an external file, which quantize does not read")]
+    External(String),
+    /// A static activation has no calibrated scale.
+    #[error("no calibration scale for activation `{0}`")]
+    NoScale(String),
+}
+
 /// ONNX op types that only appear in graphs that are already quantized.
 pub const QUANTIZED_OPS: [&str; 8] = [
     "MatMulInteger",
@@ -177,25 +212,25 @@ impl SplitModel {
     }
 
     /// Quantizes the weight of `mm` (int8, symmetric, per output channel).
-    pub fn quantize_weight(&self, mm: &WeightMatMul) -> Result<QuantWeight, String> {
-        let t = self.initializer(&mm.weight).ok_or_else(|| format!("initializer `{}` is missing", mm.weight))?;
+    pub fn quantize_weight(&self, mm: &WeightMatMul) -> Result<QuantWeight, GraphError> {
+        let t = self.initializer(&mm.weight).ok_or_else(|| GraphError::MissingInitializer(mm.weight.clone()))?;
         let w = float_values(t)?;
         if w.len() != mm.k * mm.n {
-            return Err(format!("initializer `{}` has {} values for shape [{}, {}]", mm.weight, w.len(), mm.k, mm.n));
+            return Err(GraphError::WeightSize { name: mm.weight.clone(), values: w.len(), k: mm.k, n: mm.n });
         }
         Ok(quantize_per_column(&w, mm.k, mm.n))
     }
 }
 
 /// Reads a float32 initializer's values (`raw_data` or `float_data`).
-pub fn float_values(t: &pb::TensorProto) -> Result<Vec<f32>, String> {
+pub fn float_values(t: &pb::TensorProto) -> Result<Vec<f32>, GraphError> {
     if !t.raw_data.is_empty() {
         if !t.raw_data.len().is_multiple_of(4) {
-            return Err(format!("initializer `{}` has {} raw bytes, not a multiple of 4", t.name, t.raw_data.len()));
+            return Err(GraphError::RawBytes { name: t.name.clone(), len: t.raw_data.len() });
         }
         Ok(t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
     } else if t.data_location == Some(pb::tensor_proto::DataLocation::External as i32) {
-        Err(format!("initializer `{}` is stored in an external file, which quantize does not read", t.name))
+        Err(GraphError::External(t.name.clone()))
     } else {
         Ok(t.float_data.clone())
     }
@@ -273,7 +308,7 @@ pub fn rewrite(
     acts: &Activations<'_>,
     metadata: &[(String, String)],
     doc_suffix: &str,
-) -> Result<pb::ModelProto, String> {
+) -> Result<pb::ModelProto, GraphError> {
     let by_node: HashMap<usize, usize> = mms.iter().enumerate().map(|(i, m)| (m.node_index, i)).collect();
     // A weight also read by another node must stay in the graph.
     let mut uses: HashMap<&str, usize> = HashMap::new();
@@ -305,9 +340,7 @@ pub fn rewrite(
             let q = format!("{}/quant/x_u8", mm.activation);
             match acts {
                 Activations::Static(scales) => {
-                    let s = *scales
-                        .get(&mm.activation)
-                        .ok_or_else(|| format!("no calibration scale for activation `{}`", mm.activation))?;
+                    let s = *scales.get(&mm.activation).ok_or_else(|| GraphError::NoScale(mm.activation.clone()))?;
                     let s_name = format!("{}/quant/s_x", mm.activation);
                     inits.push(tensor(s_name.clone(), &[], DataType::Float, f32_bytes(&[s])));
                     nodes.push(node(

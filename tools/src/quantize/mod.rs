@@ -34,8 +34,7 @@ pub use graph::Scheme;
 use graph::{Activations, QuantWeight, SplitModel, WeightMatMul};
 pub use report::{ClipCandidate, CosineStats, HeadAgreement, ImageCosine, QuantReport, SetAccuracy};
 
-use crate::convert::write_atomically;
-use crate::error::ConvertError;
+use panderm_edge::fsutil::write_atomically;
 
 /// The default percentile of `|x|` tried against `max |x|` for the static activation scales.
 pub const DEFAULT_PERCENTILE: f64 = 99.99;
@@ -85,15 +84,13 @@ pub enum QuantizeError {
         /// What failed.
         reason: String,
     },
-    /// A head, a bundle or another runtime-side failure (the message names the file).
-    #[error("{0}")]
-    Runtime(String),
+    /// A head, a bundle, the output file or another runtime-side failure (the message names
+    /// the file).
+    #[error(transparent)]
+    Runtime(#[from] panderm_edge::Error),
     /// Contradictory or invalid options.
     #[error("{0}")]
     InvalidOption(String),
-    /// Writing the output failed.
-    #[error(transparent)]
-    Write(#[from] ConvertError),
 }
 
 /// Where calibration images come from.
@@ -337,7 +334,6 @@ fn load_heads(
     input: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<EvalHead>, QuantizeError> {
-    let rt = |e: panderm_edge::error::Error| QuantizeError::Runtime(e.to_string());
     let mut heads = Vec::new();
     if info.kind == "classifier" {
         heads.push(EvalHead { name: "classifier".into(), model: None });
@@ -345,7 +341,7 @@ fn load_heads(
     let files: Vec<(String, PathBuf)> = match source {
         HeadSource::None => Vec::new(),
         HeadSource::Bundle(dir) => {
-            let b = panderm_edge::bundle::Bundle::open_verified(dir).map_err(rt)?;
+            let b = panderm_edge::bundle::Bundle::open_verified(dir)?;
             if b.manifest.backbone.sha256 != input_sha {
                 warnings.push(format!(
                     "the bundle {} holds another backbone than {}: its heads are scored on this model's features",
@@ -370,15 +366,17 @@ fn load_heads(
         )));
     }
     for (name, path) in files {
-        let model = Model::load(&path).map_err(rt)?;
+        let model = Model::load(&path)?;
         let name = model.metadata().get("panderm.head_name").cloned().unwrap_or(name);
         if model.sample_shape() != [info.out_dim] {
-            return Err(QuantizeError::Runtime(format!(
-                "{}: head takes {:?} inputs, the backbone outputs {} features",
-                path.display(),
-                model.sample_shape(),
-                info.out_dim
-            )));
+            return Err(QuantizeError::Model {
+                reason: format!(
+                    "head takes {:?} inputs, the backbone outputs {} features",
+                    model.sample_shape(),
+                    info.out_dim
+                ),
+                path,
+            });
         }
         heads.push(EvalHead { name, model: Some(model) });
     }
@@ -389,9 +387,12 @@ fn head_probs(h: &EvalHead, feature: &[f32]) -> Result<Vec<f32>, QuantizeError> 
     match &h.model {
         None => Ok(softmax(feature)),
         Some(m) => {
-            let mut out = m.run_samples(&[feature]).map_err(|e| QuantizeError::Runtime(e.to_string()))?;
+            let mut out = m.run_samples(&[feature])?;
             out.first_mut().and_then(|o| o.first_mut()).map(|o| std::mem::take(&mut o.values)).ok_or_else(|| {
-                QuantizeError::Runtime(format!("{}: head `{}` produced no output", m.path().display(), h.name))
+                QuantizeError::Model {
+                    path: m.path().to_owned(),
+                    reason: format!("head `{}` produced no output", h.name),
+                }
             })
         }
     }
@@ -581,8 +582,8 @@ pub fn quantize_file(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
     let qweights: Vec<QuantWeight> = mms
         .iter()
         .map(|m| src.quantize_weight(m))
-        .collect::<Result<_, String>>()
-        .map_err(|reason| QuantizeError::NotPandermExport { path: input.to_owned(), reason })?;
+        .collect::<Result<_, graph::GraphError>>()
+        .map_err(|e| QuantizeError::NotPandermExport { path: input.to_owned(), reason: e.to_string() })?;
 
     let static_scheme = opts.scheme == Scheme::StaticU8;
     let probes = if static_scheme { acts.as_slice() } else { &[] };
@@ -634,7 +635,7 @@ pub fn quantize_file(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
         };
         let doc = format!(" Quantized to int8 ({}) by panderm-tools quantize.", opts.scheme.metadata_name());
         let q = graph::rewrite(&src, &mms, &qweights, &acts_mode, &meta, &doc)
-            .map_err(|reason| QuantizeError::Model { path: input.to_owned(), reason })?;
+            .map_err(|e| QuantizeError::Model { path: input.to_owned(), reason: e.to_string() })?;
         let label = p.map_or_else(|| "dynamic".to_owned(), clip_name);
         let plan = Plan::load(&q, &info.sample_shape, output, &format!("int8 model ({label})"))?;
         let bar = progress(opts.progress, calibration.images.len(), &format!("scoring int8 ({label})"));

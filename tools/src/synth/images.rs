@@ -12,6 +12,8 @@ use image::{Rgb, RgbImage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::error::{Error, Result};
+
 /// One generated image's labels.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SynthImage {
@@ -71,15 +73,16 @@ pub fn render(rng: &mut StdRng, w: u32, h: u32) -> (RgbImage, usize, usize) {
 
 /// Writes `n` PNG images plus `multiclass.csv` (`image,label,split`) and `binary.csv`
 /// (`image,binary_label,split`) into `dir`. Splits: 60% train, 15% val, 25% test.
-pub fn write_set(dir: &Path, n: usize, size: (u32, u32), seed: u64) -> Result<Vec<SynthImage>, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+pub fn write_set(dir: &Path, n: usize, size: (u32, u32), seed: u64) -> Result<Vec<SynthImage>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let (w, h) = if i % 3 == 0 { (size.1, size.0) } else { size };
         let (img, label, binary_label) = render(&mut rng, w, h);
         let file = format!("synth_{i:04}.png");
-        img.save(dir.join(&file)).map_err(|e| format!("{}: {e}", dir.join(&file).display()))?;
+        let path = dir.join(&file);
+        img.save(&path).map_err(|source| Error::Image { path, source })?;
         let split = match (i * 20 / n.max(1)) as u32 {
             0..=11 => "train",
             12..=14 => "val",
@@ -93,7 +96,9 @@ pub fn write_set(dir: &Path, n: usize, size: (u32, u32), seed: u64) -> Result<Ve
         multi.push_str(&format!("{},{},{}\n", s.file, s.label, s.split));
         binary.push_str(&format!("{},{},{}\n", s.file, s.binary_label, s.split));
     }
-    std::fs::write(dir.join("multiclass.csv"), multi).map_err(|e| e.to_string())?;
-    std::fs::write(dir.join("binary.csv"), binary).map_err(|e| e.to_string())?;
+    for (name, text) in [("multiclass.csv", multi), ("binary.csv", binary)] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| Error::io(path, e))?;
+    }
     Ok(out)
 }
