@@ -7,8 +7,8 @@
 # qemu-user). The qemu runner comes from .cargo/config.toml; the same command line is exported as
 # PANDERM_TEST_RUNNER so that tests can start the cross-built `panderm` binary (no binfmt_misc).
 # Only the runtime crate (`panderm-edge`) runs on boards; the workstation tools are x86_64 only.
-# On aarch64, PANDERM_TEST_CC (the cross gcc) lets tests/capi.rs build and run the C example too;
-# on armv7 that test reports SKIPPED unless PANDERM_TEST_CC is set (e.g. arm-linux-gnueabihf-gcc).
+# PANDERM_TEST_CC (the cross gcc) lets tests/capi.rs build the C example against the cross-built
+# library and run it under qemu, on both targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${1:?usage: scripts/arm-test.sh TARGET [cargo test args...]}
@@ -31,6 +31,7 @@ case $target in
     # qemu 7.2 shows the guest the host's x86 /proc/cpuinfo, so tract cannot see NEON by itself
     # (real Cortex-A7 boards report it). tests/simd_kernels.rs fails if this is lost.
     export TRACT_CPU_ARM32_NEON=1
+    export PANDERM_TEST_CC=${PANDERM_TEST_CC:-arm-linux-gnueabihf-gcc}
     ;;
   *)
     echo "arm-test: unsupported target $target" >&2

@@ -6,7 +6,7 @@
 # One build per distinct Rust target (boards sharing a target share the binary); binaries are
 # copied to DIR/<board>/panderm (default dist/). ARM targets need scripts/arm-setup.sh first and
 # are built with Debian's compiler (RUSTC=/usr/bin/rustc); x86_64 with the default toolchain.
-# The `device` profile (Cargo.toml) is release + fat LTO, one codegen unit, panic=abort, stripped;
+# The `device` profile (Cargo.toml) is release + fat LTO, one codegen unit, panic=unwind, stripped;
 # docs/performance.md records what each of those settings gives.
 set -euo pipefail
 cd "$(dirname "$0")/.."

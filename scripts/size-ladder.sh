@@ -9,7 +9,9 @@
 # setting (`device`). Variants (default: all, in this order):
 #
 #   release-strip   `release` + strip: the baseline (thin local LTO, 16 codegen units, unwind)
-#   device          release + fat LTO + 1 codegen unit + panic=abort + strip (what ships)
+#   device          release + fat LTO + 1 codegen unit + panic=unwind + strip (what ships)
+#   device-abort    device with panic=abort (what shipped until 2026-11-30; a tract panic on a
+#                   crafted model then kills the process instead of being refused)
 #   device-s        device with opt-level = "s" for every crate
 #   device-z        device with opt-level = "z" for every crate
 #   device-s-tract3 device with opt-level = "s", except tract-linalg, tract-core and tract-data at 3
@@ -22,7 +24,7 @@ cd "$(dirname "$0")/.."
 target=${1:-aarch64-unknown-linux-gnu}
 shift || true
 variants=("$@")
-[ ${#variants[@]} -eq 0 ] && variants=(release-strip device device-s device-z device-s-tract3)
+[ ${#variants[@]} -eq 0 ] && variants=(release-strip device device-abort device-s device-z device-s-tract3)
 export CARGO_TARGET_DIR=${SIZE_TARGET_DIR:-target/size-ladder}
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 [ "$target" != x86_64-unknown-linux-gnu ] && export RUSTC=/usr/bin/rustc
@@ -45,6 +47,7 @@ for v in "${variants[@]}"; do
   case $v in
     release-strip) build "$v" release --config 'profile.release.strip=true' ;;
     device) build "$v" device ;;
+    device-abort) build "$v" device --config 'profile.device.panic="abort"' ;;
     device-s) build "$v" device --config 'profile.device.opt-level="s"' ;;
     device-z) build "$v" device --config 'profile.device.opt-level="z"' ;;
     device-s-tract3)

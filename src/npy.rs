@@ -146,17 +146,22 @@ pub fn parse_header(bytes: &[u8]) -> std::result::Result<NpyHeader, String> {
     let shape_txt = field("shape").ok_or("no shape")?;
     let shape_txt = shape_txt.strip_prefix('(').ok_or("bad shape")?;
     let shape_txt = &shape_txt[..shape_txt.find(')').ok_or("bad shape: no closing parenthesis")?];
-    let shape = shape_txt
+    // Parsed as u64 first, so that a dimension too large for this platform's usize (armv7) is
+    // refused as an overflow like any other, not as a malformed entry.
+    let dims = shape_txt
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| format!("bad shape entry {s:?}")))
+        .map(|s| s.parse::<u64>().map_err(|_| format!("bad shape entry {s:?}")))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     // Checked in order: a product that overflows is refused even if a later dimension is 0.
-    let data_len = shape
+    let overflows = || format!("shape {dims:?} overflows: it declares more data than any file can hold");
+    let data_len = dims.iter().try_fold(4u64, |acc, &d| acc.checked_mul(d)).ok_or_else(overflows)?;
+    let shape = dims
         .iter()
-        .try_fold(4u64, |acc, &d| acc.checked_mul(u64::try_from(d).ok()?))
-        .ok_or_else(|| format!("shape {shape:?} overflows: it declares more data than any file can hold"))?;
+        .map(|&d| usize::try_from(d))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|_| overflows())?;
     Ok(NpyHeader { shape, data_offset: end as u64, data_len })
 }
 
