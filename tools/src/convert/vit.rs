@@ -135,15 +135,18 @@ pub struct VitWeights {
     pub head: Option<(Vec<f32>, Vec<f32>)>,
 }
 
-/// What the caller asks the converter to build.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What the caller asks the converter to build (`convert --kind`; `help` is the CLI's text).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum KindRequest {
     /// Classifier if the checkpoint has `fc_norm` + `head` (fine-tuned), else features.
     #[default]
+    #[value(help = "Classifier if the checkpoint has `fc_norm` + `head` (fine-tuned), else feature extractor")]
     Auto,
     /// Force a feature extractor (CLS after `norm`); a head is ignored.
+    #[value(help = "Feature extractor: CLS token after the final norm")]
     Features,
     /// Force a classifier (requires `head`).
+    #[value(help = "Classifier: pooled feature -> head -> logits")]
     Classifier,
 }
 

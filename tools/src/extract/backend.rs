@@ -11,14 +11,17 @@ use panderm_edge::preprocess::ImageTensor;
 
 use crate::error::{Error, Result};
 
-/// The device asked for on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The device asked for on the command line (`--device`; `help` is the CLI's text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeviceChoice {
     /// tract on the CPU.
+    #[value(help = "tract on the CPU")]
     Cpu,
     /// tract-cuda; an error if no CUDA driver (or a build without the `cuda` feature).
+    #[value(help = "tract-cuda on an NVIDIA GPU (build with --features cuda)")]
     Cuda,
     /// CUDA when a driver is present, else the CPU with a one-line notice.
+    #[value(help = "CUDA when a driver is present, else the CPU")]
     Auto,
 }
 

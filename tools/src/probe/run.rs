@@ -14,13 +14,15 @@ use super::report;
 use crate::dataset::{self, Dataset, LoadOptions, Split, Task};
 use crate::error::{Error, Result};
 
-/// How classes are weighted in the loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How classes are weighted in the loss (`probe --class-weight`; `help` is the CLI's text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ClassWeighting {
     /// PanDerm: every sample counts once.
     #[default]
+    #[value(help = "Every sample counts once (PanDerm)")]
     None,
     /// `n / (K · n_c)` per class (sklearn's "balanced").
+    #[value(help = "n / (K * n_class) per class")]
     Balanced,
 }
 

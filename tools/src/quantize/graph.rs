@@ -75,16 +75,22 @@ pub const QUANTIZED_OPS: [&str; 8] = [
 /// The zero point of the static scheme's uint8 activations.
 pub const ACTIVATION_ZERO_POINT: u8 = 128;
 
-/// How the activations of the weight MatMuls are quantized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+/// How the activations of the weight MatMuls are quantized (`quantize --scheme`; `help` is the
+/// CLI's text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 pub enum Scheme {
     /// Static per-tensor scale from calibration, uint8 with zero point 128
     /// (`QuantizeLinear` → `MatMulInteger` → `Cast` → `Mul`).
     #[serde(rename = "static-u8")]
+    #[value(
+        name = "static-u8",
+        help = "int8 weights + static uint8 activations (zero point 128, scales from calibration): fastest in tract"
+    )]
     StaticU8,
     /// ONNX Runtime's dynamic form: the scale and zero point are computed per input by
     /// `DynamicQuantizeLinear`.
     #[serde(rename = "dynamic")]
+    #[value(help = "ONNX Runtime's dynamic form (DynamicQuantizeLinear per input), for comparison")]
     Dynamic,
 }
 
