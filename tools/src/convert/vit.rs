@@ -243,250 +243,316 @@ impl VitWeights {
     /// Infers the configuration from `ck`, consumes and validates every tensor, and fails
     /// on anything missing, mis-shaped or left unused.
     pub fn from_checkpoint(ck: &mut Checkpoint, opts: &VitOptions) -> Result<VitWeights> {
-        // --- configuration ---
-        let cls_shape = ck.shape_of("cls_token").map(<[usize]>::to_vec).ok_or_else(|| ConvertError::MissingKey {
-            key: "cls_token".into(),
-            expected: vec![1, 1, 0],
-            hint: format!(" ({})", ck.layout.describe()),
-        })?;
-        let d = match cls_shape.as_slice() {
-            [1, 1, d] if *d > 0 => *d,
-            _ => {
-                return Err(ConvertError::WrongShape {
-                    key: "cls_token".into(),
-                    expected: vec![1, 1, 0],
-                    found: cls_shape,
-                });
-            }
-        };
-        if d > MAX_EMBED_DIM {
-            return Err(ConvertError::BadTensor {
-                key: "cls_token".into(),
-                reason: format!(
-                    "embed dim {d} is above the {MAX_EMBED_DIM} this converter accepts (PanDerm: 768 Base, 1024 Large)"
-                ),
-            });
-        }
-        if d % 4 != 0 {
-            return Err(ConvertError::BadTensor {
-                key: "cls_token".into(),
-                reason: format!("embed dim {d} is not a multiple of 4"),
-            });
-        }
-        let patch_size = match ck.shape_of("patch_embed.proj.weight") {
-            Some([dd, 3, p, q]) if *dd == d && p == q && *p > 0 && IMG_SIZE.is_multiple_of(*p) => *p,
-            Some(s) => {
-                return Err(ConvertError::WrongShape {
-                    key: "patch_embed.proj.weight".into(),
-                    expected: vec![d, 3, 16, 16],
-                    found: s.to_vec(),
-                });
-            }
-            None => 16, // reported as missing below
-        };
-        let grid = IMG_SIZE / patch_size;
-        if grid > MAX_GRID {
-            return Err(ConvertError::BadTensor {
-                key: "patch_embed.proj.weight".into(),
-                reason: format!(
-                    "a {patch_size}×{patch_size} patch makes a {grid}×{grid} grid ({} tokens) of the {IMG_SIZE}-pixel input; at most {MAX_GRID}×{MAX_GRID} (patch size >= {}) is accepted (PanDerm: 16, a 14×14 grid)",
-                    grid * grid + 1,
-                    IMG_SIZE.div_ceil(MAX_GRID)
-                ),
-            });
-        }
-        let depth = block_indices(ck)?;
-        if depth > MAX_DEPTH {
-            return Err(ConvertError::BadTensor {
-                key: format!("blocks.{}", depth - 1),
-                reason: format!(
-                    "{depth} blocks are more than the {MAX_DEPTH} this converter accepts (PanDerm: 12 Base, 24 Large)"
-                ),
-            });
-        }
-        let mlp_hidden = match ck.shape_of("blocks.0.mlp.fc1.weight") {
-            Some([h, dd]) if *dd == d => *h,
-            _ => 4 * d, // the shape check below reports the problem
-        };
-        if mlp_hidden == 0 || mlp_hidden > MAX_MLP_RATIO * d {
-            return Err(ConvertError::BadTensor {
-                key: "blocks.0.mlp.fc1.weight".into(),
-                reason: format!(
-                    "MLP width {mlp_hidden} is outside 1..={} ({MAX_MLP_RATIO}× the embed dim {d}; PanDerm uses 4×)",
-                    MAX_MLP_RATIO * d
-                ),
-            });
-        }
-        let rel_pos_bias = ck.has("blocks.0.attn.relative_position_bias_table");
-        let heads_from_table =
-            ck.shape_of("blocks.0.attn.relative_position_bias_table").and_then(|s| s.get(1).copied());
-        let num_heads = match (opts.num_heads, heads_from_table) {
-            (Some(h), Some(t)) if h != t => {
-                return Err(ConvertError::InvalidOption(format!(
-                    "--heads {h} contradicts the relative position bias tables, which have {t} heads"
-                )));
-            }
-            (Some(h), _) => h,
-            (None, Some(t)) => t,
-            (None, None) => d / HEAD_DIM,
-        };
-        if num_heads == 0 || d % num_heads != 0 {
-            return Err(ConvertError::InvalidOption(format!(
-                "{num_heads} heads do not divide embed dim {d} (pass --heads)"
-            )));
-        }
-        let has_fc_norm = ck.has("fc_norm.weight");
-        let has_head = ck.has("head.weight");
-        let (kind, pooling) = match opts.kind {
-            KindRequest::Auto if has_fc_norm => (ModelKind::Classifier, Pooling::MeanPatch),
-            KindRequest::Auto | KindRequest::Features => (ModelKind::Features, Pooling::Cls),
-            KindRequest::Classifier if !has_head => {
-                return Err(ConvertError::MissingKey {
-                    key: "head.weight".into(),
-                    expected: vec![0, d],
-                    hint: " (needed for a classifier)".into(),
-                });
-            }
-            KindRequest::Classifier => {
-                (ModelKind::Classifier, if has_fc_norm { Pooling::MeanPatch } else { Pooling::Cls })
-            }
-        };
-        let num_classes = match kind {
-            ModelKind::Classifier => match ck.shape_of("head.weight") {
-                Some([k, dd]) if *dd == d && *k > MAX_CLASSES => {
-                    return Err(ConvertError::BadTensor {
-                        key: "head.weight".into(),
-                        reason: format!("{k} classes are more than the {MAX_CLASSES} this converter accepts"),
-                    });
-                }
-                Some([k, dd]) if *dd == d && *k > 0 => Some(*k),
-                Some(s) => {
-                    return Err(ConvertError::WrongShape {
-                        key: "head.weight".into(),
-                        expected: vec![0, d],
-                        found: s.to_vec(),
-                    });
-                }
-                None => {
-                    return Err(ConvertError::MissingKey {
-                        key: "head.weight".into(),
-                        expected: vec![0, d],
-                        hint: " (fine-tuned checkpoints need `head`)".into(),
-                    });
-                }
-            },
-            ModelKind::Features => None,
-        };
-        let config = VitConfig {
-            embed_dim: d,
-            depth,
-            num_heads,
-            mlp_hidden,
-            patch_size,
-            rel_pos_bias,
-            kind,
-            pooling,
-            num_classes,
-        };
-
-        // --- weights ---
-        // Every size below is bounded by the caps checked above.
-        debug_assert_eq!(grid, config.grid());
-        let n = config.tokens();
-        let f = |ck: &mut Checkpoint, key: &str, shape: &[usize]| -> Result<Vec<f32>> { ck.take(key, shape)?.f32(key) };
-        let cls_token = f(ck, "cls_token", &[1, 1, d])?;
-        let pos_embed = f(ck, "pos_embed", &[1, n, d])?;
-        let generated = sincos_pos_embed(grid, d);
-        let diff = max_abs_diff(&pos_embed, &generated);
-        // NaN-safe: a NaN difference must fail too.
-        if diff.is_nan() || diff > POS_EMBED_TOL {
-            return Err(ConvertError::BadTensor {
-                key: "pos_embed".into(),
-                reason: format!(
-                    "differs from PanDerm's fixed 2-D sin-cos embedding by up to {diff:.3e} (tolerance {POS_EMBED_TOL:e}); not a PanDerm checkpoint?"
-                ),
-            });
-        }
-        let patch_w = f(ck, "patch_embed.proj.weight", &[d, 3, patch_size, patch_size])?;
-        let patch_b = f(ck, "patch_embed.proj.bias", &[d])?;
+        let config = infer_config(ck, opts)?;
+        // Every size below is bounded by the caps `infer_config` checked.
+        let (d, n) = (config.embed_dim, config.tokens());
+        let cls_token = take_f32(ck, "cls_token", &[1, 1, d])?;
+        let pos_embed = take_f32(ck, "pos_embed", &[1, n, d])?;
+        check_pos_embed(&pos_embed, config.grid(), d)?;
+        let patch_w = take_f32(ck, "patch_embed.proj.weight", &[d, 3, config.patch_size, config.patch_size])?;
+        let patch_b = take_f32(ck, "patch_embed.proj.bias", &[d])?;
         // BEiT's index for this grid, built only if a block stores its copy to compare with,
         // and only once that block's table has been checked against the grid.
         let mut expected_index: Option<Vec<i64>> = None;
-        let mut blocks = Vec::with_capacity(depth);
-        for i in 0..depth {
-            let p = |s: &str| format!("blocks.{i}.{s}");
-            let rel_pos_table = if rel_pos_bias {
-                let t = f(ck, &p("attn.relative_position_bias_table"), &[config.rel_table_len(), num_heads])?;
-                let key = p("attn.relative_position_index");
-                if ck.has(&key) {
-                    let idx = ck.take(&key, &[n, n])?.i64(&key)?;
-                    if idx != *expected_index.get_or_insert_with(|| relative_position_index(grid)) {
-                        return Err(ConvertError::BadTensor {
-                            key,
-                            reason: format!("differs from BEiT's relative position index for a {grid}×{grid} grid"),
-                        });
-                    }
-                }
-                Some(t)
-            } else {
-                None
-            };
-            blocks.push(BlockWeights {
-                gamma_1: f(ck, &p("gamma_1"), &[d])?,
-                gamma_2: f(ck, &p("gamma_2"), &[d])?,
-                norm1_w: f(ck, &p("norm1.weight"), &[d])?,
-                norm1_b: f(ck, &p("norm1.bias"), &[d])?,
-                q_bias: f(ck, &p("attn.q_bias"), &[d])?,
-                v_bias: f(ck, &p("attn.v_bias"), &[d])?,
-                qkv_w: f(ck, &p("attn.qkv.weight"), &[3 * d, d])?,
-                proj_w: f(ck, &p("attn.proj.weight"), &[d, d])?,
-                proj_b: f(ck, &p("attn.proj.bias"), &[d])?,
-                norm2_w: f(ck, &p("norm2.weight"), &[d])?,
-                norm2_b: f(ck, &p("norm2.bias"), &[d])?,
-                fc1_w: f(ck, &p("mlp.fc1.weight"), &[mlp_hidden, d])?,
-                fc1_b: f(ck, &p("mlp.fc1.bias"), &[mlp_hidden])?,
-                fc2_w: f(ck, &p("mlp.fc2.weight"), &[d, mlp_hidden])?,
-                fc2_b: f(ck, &p("mlp.fc2.bias"), &[d])?,
-                rel_pos_table,
-            });
-        }
-        let pair = |ck: &mut Checkpoint, name: &str, rows: Option<usize>| -> Result<(Vec<f32>, Vec<f32>)> {
-            let w_shape = match rows {
-                Some(k) => vec![k, d],
-                None => vec![d],
-            };
-            let b_len = rows.unwrap_or(d);
-            Ok((f(ck, &format!("{name}.weight"), &w_shape)?, f(ck, &format!("{name}.bias"), &[b_len])?))
+        let blocks =
+            (0..config.depth).map(|i| take_block(ck, &config, i, &mut expected_index)).collect::<Result<Vec<_>>>()?;
+        let (norm, fc_norm) = match config.pooling {
+            Pooling::Cls => (Some(take_pair(ck, "norm", d, None)?), None),
+            Pooling::MeanPatch => (None, Some(take_pair(ck, "fc_norm", d, None)?)),
         };
-        let (norm, fc_norm) = match pooling {
-            Pooling::Cls => (Some(pair(ck, "norm", None)?), None),
-            Pooling::MeanPatch => (None, Some(pair(ck, "fc_norm", None)?)),
-        };
-        let head = match kind {
-            ModelKind::Classifier => Some(pair(ck, "head", num_classes)?),
+        let head = match config.kind {
+            ModelKind::Classifier => Some(take_pair(ck, "head", d, config.num_classes)?),
             ModelKind::Features => {
-                // The LP model replaces `head` by Identity: a head in an LP checkpoint is unused
-                // by design (PanDerm Large carries a random 1000-way one), not an error.
-                let head_keys: Vec<String> = ck.tensors.keys().filter(|k| k.starts_with("head.")).cloned().collect();
-                for k in head_keys {
-                    ck.tensors.remove(&k);
-                    ck.ignored.push(ck.layout.original_key(&k));
-                }
+                ignore_lp_head(ck);
                 None
             }
         };
-        if !ck.tensors.is_empty() {
-            let model = match kind {
-                ModelKind::Features => "feature extractor (CLS after `norm`)",
-                ModelKind::Classifier => "classifier",
-            };
-            return Err(ConvertError::UnusedKeys {
-                model: model.into(),
-                keys: ck.tensors.keys().map(|k| ck.layout.original_key(k)).collect(),
-            });
-        }
+        check_all_used(ck, config.kind)?;
         Ok(VitWeights { config, cls_token, pos_embed, patch_w, patch_b, blocks, norm, fc_norm, head })
     }
+}
+
+/// The configuration a checkpoint implies (embed dim, depth, heads, MLP width, patch size,
+/// pooling, classes), each checked against the converter's caps and against `opts`, before any
+/// tensor is read.
+fn infer_config(ck: &Checkpoint, opts: &VitOptions) -> Result<VitConfig> {
+    let d = embed_dim(ck)?;
+    let patch_size = patch_size(ck, d)?;
+    let depth = depth(ck)?;
+    let mlp_hidden = mlp_hidden(ck, d)?;
+    let rel_pos_bias = ck.has("blocks.0.attn.relative_position_bias_table");
+    let num_heads = num_heads(ck, opts, d)?;
+    let (kind, pooling) = kind_and_pooling(ck, opts, d)?;
+    let num_classes = num_classes(ck, kind, d)?;
+    Ok(VitConfig { embed_dim: d, depth, num_heads, mlp_hidden, patch_size, rel_pos_bias, kind, pooling, num_classes })
+}
+
+/// The embed dim D, from `cls_token` `[1, 1, D]`.
+fn embed_dim(ck: &Checkpoint) -> Result<usize> {
+    let cls_shape = ck.shape_of("cls_token").map(<[usize]>::to_vec).ok_or_else(|| ConvertError::MissingKey {
+        key: "cls_token".into(),
+        expected: vec![1, 1, 0],
+        hint: format!(" ({})", ck.layout.describe()),
+    })?;
+    let d = match cls_shape.as_slice() {
+        [1, 1, d] if *d > 0 => *d,
+        _ => {
+            return Err(ConvertError::WrongShape {
+                key: "cls_token".into(),
+                expected: vec![1, 1, 0],
+                found: cls_shape,
+            });
+        }
+    };
+    if d > MAX_EMBED_DIM {
+        return Err(ConvertError::BadTensor {
+            key: "cls_token".into(),
+            reason: format!(
+                "embed dim {d} is above the {MAX_EMBED_DIM} this converter accepts (PanDerm: 768 Base, 1024 Large)"
+            ),
+        });
+    }
+    if d % 4 != 0 {
+        return Err(ConvertError::BadTensor {
+            key: "cls_token".into(),
+            reason: format!("embed dim {d} is not a multiple of 4"),
+        });
+    }
+    Ok(d)
+}
+
+/// The patch size, from `patch_embed.proj.weight` `[D, 3, p, p]` (16 when absent: reported
+/// as missing when the weights are read); its grid must fit the caps.
+fn patch_size(ck: &Checkpoint, d: usize) -> Result<usize> {
+    let patch_size = match ck.shape_of("patch_embed.proj.weight") {
+        Some([dd, 3, p, q]) if *dd == d && p == q && *p > 0 && IMG_SIZE.is_multiple_of(*p) => *p,
+        Some(s) => {
+            return Err(ConvertError::WrongShape {
+                key: "patch_embed.proj.weight".into(),
+                expected: vec![d, 3, 16, 16],
+                found: s.to_vec(),
+            });
+        }
+        None => 16, // reported as missing when the weights are read
+    };
+    let grid = IMG_SIZE / patch_size;
+    if grid > MAX_GRID {
+        return Err(ConvertError::BadTensor {
+            key: "patch_embed.proj.weight".into(),
+            reason: format!(
+                "a {patch_size}×{patch_size} patch makes a {grid}×{grid} grid ({} tokens) of the {IMG_SIZE}-pixel input; at most {MAX_GRID}×{MAX_GRID} (patch size >= {}) is accepted (PanDerm: 16, a 14×14 grid)",
+                grid * grid + 1,
+                IMG_SIZE.div_ceil(MAX_GRID)
+            ),
+        });
+    }
+    Ok(patch_size)
+}
+
+/// The number of blocks, from the `blocks.N.*` keys.
+fn depth(ck: &Checkpoint) -> Result<usize> {
+    let depth = block_indices(ck)?;
+    if depth > MAX_DEPTH {
+        return Err(ConvertError::BadTensor {
+            key: format!("blocks.{}", depth - 1),
+            reason: format!(
+                "{depth} blocks are more than the {MAX_DEPTH} this converter accepts (PanDerm: 12 Base, 24 Large)"
+            ),
+        });
+    }
+    Ok(depth)
+}
+
+/// The MLP width, from block 0's `fc1`.
+fn mlp_hidden(ck: &Checkpoint, d: usize) -> Result<usize> {
+    let mlp_hidden = match ck.shape_of("blocks.0.mlp.fc1.weight") {
+        Some([h, dd]) if *dd == d => *h,
+        _ => 4 * d, // the shape check of the weights reports the problem
+    };
+    if mlp_hidden == 0 || mlp_hidden > MAX_MLP_RATIO * d {
+        return Err(ConvertError::BadTensor {
+            key: "blocks.0.mlp.fc1.weight".into(),
+            reason: format!(
+                "MLP width {mlp_hidden} is outside 1..={} ({MAX_MLP_RATIO}× the embed dim {d}; PanDerm uses 4×)",
+                MAX_MLP_RATIO * d
+            ),
+        });
+    }
+    Ok(mlp_hidden)
+}
+
+/// The attention heads: `--heads`, the relative position tables, or D/64; they must agree and
+/// divide D.
+fn num_heads(ck: &Checkpoint, opts: &VitOptions, d: usize) -> Result<usize> {
+    let heads_from_table = ck.shape_of("blocks.0.attn.relative_position_bias_table").and_then(|s| s.get(1).copied());
+    let num_heads = match (opts.num_heads, heads_from_table) {
+        (Some(h), Some(t)) if h != t => {
+            return Err(ConvertError::InvalidOption(format!(
+                "--heads {h} contradicts the relative position bias tables, which have {t} heads"
+            )));
+        }
+        (Some(h), _) => h,
+        (None, Some(t)) => t,
+        (None, None) => d / HEAD_DIM,
+    };
+    if num_heads == 0 || !d.is_multiple_of(num_heads) {
+        return Err(ConvertError::InvalidOption(format!(
+            "{num_heads} heads do not divide embed dim {d} (pass --heads)"
+        )));
+    }
+    Ok(num_heads)
+}
+
+/// What to build and how to pool, from `--kind` and the presence of `fc_norm` and `head`.
+fn kind_and_pooling(ck: &Checkpoint, opts: &VitOptions, d: usize) -> Result<(ModelKind, Pooling)> {
+    let has_fc_norm = ck.has("fc_norm.weight");
+    let has_head = ck.has("head.weight");
+    let (kind, pooling) = match opts.kind {
+        KindRequest::Auto if has_fc_norm => (ModelKind::Classifier, Pooling::MeanPatch),
+        KindRequest::Auto | KindRequest::Features => (ModelKind::Features, Pooling::Cls),
+        KindRequest::Classifier if !has_head => {
+            return Err(ConvertError::MissingKey {
+                key: "head.weight".into(),
+                expected: vec![0, d],
+                hint: " (needed for a classifier)".into(),
+            });
+        }
+        KindRequest::Classifier => (ModelKind::Classifier, if has_fc_norm { Pooling::MeanPatch } else { Pooling::Cls }),
+    };
+    Ok((kind, pooling))
+}
+
+/// The classifier's class count, from `head.weight` `[K, D]`.
+fn num_classes(ck: &Checkpoint, kind: ModelKind, d: usize) -> Result<Option<usize>> {
+    let num_classes = match kind {
+        ModelKind::Classifier => match ck.shape_of("head.weight") {
+            Some([k, dd]) if *dd == d && *k > MAX_CLASSES => {
+                return Err(ConvertError::BadTensor {
+                    key: "head.weight".into(),
+                    reason: format!("{k} classes are more than the {MAX_CLASSES} this converter accepts"),
+                });
+            }
+            Some([k, dd]) if *dd == d && *k > 0 => Some(*k),
+            Some(s) => {
+                return Err(ConvertError::WrongShape {
+                    key: "head.weight".into(),
+                    expected: vec![0, d],
+                    found: s.to_vec(),
+                });
+            }
+            None => {
+                return Err(ConvertError::MissingKey {
+                    key: "head.weight".into(),
+                    expected: vec![0, d],
+                    hint: " (fine-tuned checkpoints need `head`)".into(),
+                });
+            }
+        },
+        ModelKind::Features => None,
+    };
+    Ok(num_classes)
+}
+
+/// Takes `key` from the checkpoint as float32 values of `shape`.
+fn take_f32(ck: &mut Checkpoint, key: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    ck.take(key, shape)?.f32(key)
+}
+
+/// `pos_embed` must be PanDerm's fixed 2-D sin-cos embedding for the grid.
+fn check_pos_embed(pos_embed: &[f32], grid: usize, d: usize) -> Result<()> {
+    let generated = sincos_pos_embed(grid, d);
+    let diff = max_abs_diff(pos_embed, &generated);
+    // NaN-safe: a NaN difference must fail too.
+    if diff.is_nan() || diff > POS_EMBED_TOL {
+        return Err(ConvertError::BadTensor {
+            key: "pos_embed".into(),
+            reason: format!(
+                "differs from PanDerm's fixed 2-D sin-cos embedding by up to {diff:.3e} (tolerance {POS_EMBED_TOL:e}); not a PanDerm checkpoint?"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Takes block `i`'s weights; a stored relative position index must equal BEiT's for the grid
+/// (`expected_index` caches it).
+fn take_block(
+    ck: &mut Checkpoint,
+    config: &VitConfig,
+    i: usize,
+    expected_index: &mut Option<Vec<i64>>,
+) -> Result<BlockWeights> {
+    let (d, n, grid, mlp_hidden) = (config.embed_dim, config.tokens(), config.grid(), config.mlp_hidden);
+    let p = |s: &str| format!("blocks.{i}.{s}");
+    let rel_pos_table = if config.rel_pos_bias {
+        let t = take_f32(ck, &p("attn.relative_position_bias_table"), &[config.rel_table_len(), config.num_heads])?;
+        let key = p("attn.relative_position_index");
+        if ck.has(&key) {
+            let idx = ck.take(&key, &[n, n])?.i64(&key)?;
+            if idx != *expected_index.get_or_insert_with(|| relative_position_index(grid)) {
+                return Err(ConvertError::BadTensor {
+                    key,
+                    reason: format!("differs from BEiT's relative position index for a {grid}×{grid} grid"),
+                });
+            }
+        }
+        Some(t)
+    } else {
+        None
+    };
+    Ok(BlockWeights {
+        gamma_1: take_f32(ck, &p("gamma_1"), &[d])?,
+        gamma_2: take_f32(ck, &p("gamma_2"), &[d])?,
+        norm1_w: take_f32(ck, &p("norm1.weight"), &[d])?,
+        norm1_b: take_f32(ck, &p("norm1.bias"), &[d])?,
+        q_bias: take_f32(ck, &p("attn.q_bias"), &[d])?,
+        v_bias: take_f32(ck, &p("attn.v_bias"), &[d])?,
+        qkv_w: take_f32(ck, &p("attn.qkv.weight"), &[3 * d, d])?,
+        proj_w: take_f32(ck, &p("attn.proj.weight"), &[d, d])?,
+        proj_b: take_f32(ck, &p("attn.proj.bias"), &[d])?,
+        norm2_w: take_f32(ck, &p("norm2.weight"), &[d])?,
+        norm2_b: take_f32(ck, &p("norm2.bias"), &[d])?,
+        fc1_w: take_f32(ck, &p("mlp.fc1.weight"), &[mlp_hidden, d])?,
+        fc1_b: take_f32(ck, &p("mlp.fc1.bias"), &[mlp_hidden])?,
+        fc2_w: take_f32(ck, &p("mlp.fc2.weight"), &[d, mlp_hidden])?,
+        fc2_b: take_f32(ck, &p("mlp.fc2.bias"), &[d])?,
+        rel_pos_table,
+    })
+}
+
+/// Takes `{name}.weight` (`[rows, d]`, or `[d]` for a norm) and `{name}.bias`.
+fn take_pair(ck: &mut Checkpoint, name: &str, d: usize, rows: Option<usize>) -> Result<(Vec<f32>, Vec<f32>)> {
+    let w_shape = match rows {
+        Some(k) => vec![k, d],
+        None => vec![d],
+    };
+    let b_len = rows.unwrap_or(d);
+    Ok((take_f32(ck, &format!("{name}.weight"), &w_shape)?, take_f32(ck, &format!("{name}.bias"), &[b_len])?))
+}
+
+/// The LP model replaces `head` by Identity: a head in an LP checkpoint is unused by design
+/// (PanDerm Large carries a random 1000-way one), not an error; it is listed as ignored.
+fn ignore_lp_head(ck: &mut Checkpoint) {
+    let head_keys: Vec<String> = ck.tensors.keys().filter(|k| k.starts_with("head.")).cloned().collect();
+    for k in head_keys {
+        ck.tensors.remove(&k);
+        ck.ignored.push(ck.layout.original_key(&k));
+    }
+}
+
+/// Nothing may be left over: a non-strict loader would silently drop it.
+fn check_all_used(ck: &Checkpoint, kind: ModelKind) -> Result<()> {
+    if !ck.tensors.is_empty() {
+        let model = match kind {
+            ModelKind::Features => "feature extractor (CLS after `norm`)",
+            ModelKind::Classifier => "classifier",
+        };
+        return Err(ConvertError::UnusedKeys {
+            model: model.into(),
+            keys: ck.tensors.keys().map(|k| ck.layout.original_key(k)).collect(),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -524,27 +524,8 @@ fn activation_metadata(p: Option<f64>, calibration: &calib::ImageSet) -> Vec<(St
 /// Writes `output` and [`report_path`]`(output)` only if everything succeeds.
 pub fn quantize_file(input: &Path, output: &Path, opts: &QuantizeOptions) -> Result<QuantReport, QuantizeError> {
     let t0 = Instant::now();
-    if output == input || (output.exists() && output.canonicalize().ok() == input.canonicalize().ok()) {
-        return Err(QuantizeError::InvalidOption(format!(
-            "{}: the output must not overwrite the fp32 input",
-            output.display()
-        )));
-    }
-    for &p in &opts.percentiles {
-        if !(p > 50.0 && p <= 100.0) {
-            return Err(QuantizeError::InvalidOption(format!("--percentile {p}: expected a value in (50, 100]")));
-        }
-    }
-    let bytes = std::fs::read(input).map_err(|source| QuantizeError::Io { path: input.to_owned(), source })?;
-    let input_bytes = bytes.len() as u64;
-    let input_sha = hex(Sha256::digest(&bytes));
-    let model = crate::onnx_graph::decode(&bytes).map_err(|e| QuantizeError::NotPandermExport {
-        path: input.to_owned(),
-        reason: format!("not an ONNX model ({e})"),
-    })?;
-    drop(bytes);
-    let mut src = SplitModel::split(model);
-    let info = validate(&src, input)?;
+    check_options(input, output, opts)?;
+    let Export { mut src, info, bytes: input_bytes, sha256: input_sha } = read_export(input)?;
     let mms = src.weight_matmuls();
     if mms.is_empty() {
         return Err(QuantizeError::NotPandermExport {
@@ -552,30 +533,10 @@ pub fn quantize_file(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
             reason: "no MatMul with a constant weight to quantize".into(),
         });
     }
-    // Distinct activation tensors, in graph order.
-    let mut acts: Vec<String> = Vec::new();
-    for m in &mms {
-        if !acts.contains(&m.activation) {
-            acts.push(m.activation.clone());
-        }
-    }
+    let acts = distinct_activations(&mms);
 
     // Images and heads first: a bad directory or head fails before any long computation.
-    let cfg = PreprocessConfig::default();
-    let calibration = match &opts.calibration {
-        CalibrationSource::Synthetic(n) => calib::synthetic(*n, &cfg)?,
-        CalibrationSource::Dir(dir) => calib::from_dir(dir, &cfg, "calibration")?,
-    };
-    let evaluation = opts.eval.as_deref().map(|d| calib::from_dir(d, &cfg, "evaluation")).transpose()?;
-    for set in std::iter::once(&calibration).chain(evaluation.as_ref()) {
-        if let Some((name, t)) = set.images.iter().find(|(_, t)| [3, t.height, t.width] != info.sample_shape[..]) {
-            return Err(QuantizeError::InvalidOption(format!(
-                "{name}: preprocessed to 3x{}x{}, the model takes {:?}",
-                t.height, t.width, info.sample_shape
-            )));
-        }
-    }
-
+    let (calibration, evaluation) = image_sets(opts, &info)?;
     let mut warnings = Vec::new();
     let heads = load_heads(&opts.heads, &info, &input_sha, input, &mut warnings)?;
 
@@ -595,37 +556,10 @@ pub fn quantize_file(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
         });
     }
 
-    let base_meta: Vec<(String, String)> = vec![
-        ("panderm.quantization".into(), opts.scheme.metadata_name().into()),
-        (
-            "panderm.quantization.weights".into(),
-            "int8 symmetric per output channel, zero point 0, s_w[n] = max|W[:,n]|/127".into(),
-        ),
-        ("panderm.quantization.matmuls".into(), mms.len().to_string()),
-        ("panderm.quantization.fp32_sha256".into(), input_sha.clone()),
-        (
-            "panderm.quantization.fp32_file".into(),
-            input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        ),
-        ("panderm.quantization.tool".into(), format!("panderm-tools {}", env!("CARGO_PKG_VERSION"))),
-    ];
-
-    // Static: `max |x|` and every requested percentile, scored on the calibration set; the
-    // best mean cosine wins (ties keep `max`). Dynamic: one model.
-    let tries: Vec<Option<f64>> = if static_scheme {
-        let mut ps = vec![100.0];
-        for &p in &opts.percentiles {
-            if !ps.contains(&p) {
-                ps.push(p);
-            }
-        }
-        ps.into_iter().map(Some).collect()
-    } else {
-        vec![None]
-    };
+    let base_meta = base_metadata(opts, mms.len(), &input_sha, input);
     let mut candidates = Vec::new();
     let mut best: Option<Candidate> = None;
-    for p in tries {
+    for p in clip_tries(opts) {
         let scales = p.map(|p| activation_scales(&acts, &stats, p));
         let mut meta = base_meta.clone();
         meta.extend(activation_metadata(p, &calibration));
@@ -700,12 +634,126 @@ pub fn quantize_file(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
         warnings,
         seconds: t0.elapsed().as_secs_f64(),
     };
-    let json = serde_json::to_vec_pretty(&report)
+    write_outputs(output, &bytes, &report)?;
+    Ok(report)
+}
+
+/// The output must not be the input; every percentile must be in (50, 100].
+fn check_options(input: &Path, output: &Path, opts: &QuantizeOptions) -> Result<(), QuantizeError> {
+    if output == input || (output.exists() && output.canonicalize().ok() == input.canonicalize().ok()) {
+        return Err(QuantizeError::InvalidOption(format!(
+            "{}: the output must not overwrite the fp32 input",
+            output.display()
+        )));
+    }
+    for &p in &opts.percentiles {
+        if !(p > 50.0 && p <= 100.0) {
+            return Err(QuantizeError::InvalidOption(format!("--percentile {p}: expected a value in (50, 100]")));
+        }
+    }
+    Ok(())
+}
+
+/// The fp32 export as read: its graph, what [`validate`] found, its size and SHA-256.
+struct Export {
+    src: SplitModel,
+    info: ExportInfo,
+    bytes: u64,
+    sha256: String,
+}
+
+/// Reads, hashes, decodes and validates the fp32 export.
+fn read_export(input: &Path) -> Result<Export, QuantizeError> {
+    let bytes = std::fs::read(input).map_err(|source| QuantizeError::Io { path: input.to_owned(), source })?;
+    let size = bytes.len() as u64;
+    let sha256 = hex(Sha256::digest(&bytes));
+    let model = crate::onnx_graph::decode(&bytes).map_err(|e| QuantizeError::NotPandermExport {
+        path: input.to_owned(),
+        reason: format!("not an ONNX model ({e})"),
+    })?;
+    drop(bytes);
+    let src = SplitModel::split(model);
+    let info = validate(&src, input)?;
+    Ok(Export { src, info, bytes: size, sha256 })
+}
+
+/// Distinct activation tensors of the weight MatMuls, in graph order.
+fn distinct_activations(mms: &[WeightMatMul]) -> Vec<String> {
+    let mut acts: Vec<String> = Vec::new();
+    for m in mms {
+        if !acts.contains(&m.activation) {
+            acts.push(m.activation.clone());
+        }
+    }
+    acts
+}
+
+/// The calibration set and the optional evaluation set, each image preprocessed to the
+/// model's input shape.
+fn image_sets(
+    opts: &QuantizeOptions,
+    info: &ExportInfo,
+) -> Result<(calib::ImageSet, Option<calib::ImageSet>), QuantizeError> {
+    let cfg = PreprocessConfig::default();
+    let calibration = match &opts.calibration {
+        CalibrationSource::Synthetic(n) => calib::synthetic(*n, &cfg)?,
+        CalibrationSource::Dir(dir) => calib::from_dir(dir, &cfg, "calibration")?,
+    };
+    let evaluation = opts.eval.as_deref().map(|d| calib::from_dir(d, &cfg, "evaluation")).transpose()?;
+    for set in std::iter::once(&calibration).chain(evaluation.as_ref()) {
+        if let Some((name, t)) = set.images.iter().find(|(_, t)| [3, t.height, t.width] != info.sample_shape[..]) {
+            return Err(QuantizeError::InvalidOption(format!(
+                "{name}: preprocessed to 3x{}x{}, the model takes {:?}",
+                t.height, t.width, info.sample_shape
+            )));
+        }
+    }
+    Ok((calibration, evaluation))
+}
+
+/// The `panderm.quantization*` metadata every candidate model carries.
+fn base_metadata(opts: &QuantizeOptions, matmuls: usize, input_sha: &str, input: &Path) -> Vec<(String, String)> {
+    vec![
+        ("panderm.quantization".into(), opts.scheme.metadata_name().into()),
+        (
+            "panderm.quantization.weights".into(),
+            "int8 symmetric per output channel, zero point 0, s_w[n] = max|W[:,n]|/127".into(),
+        ),
+        ("panderm.quantization.matmuls".into(), matmuls.to_string()),
+        ("panderm.quantization.fp32_sha256".into(), input_sha.to_owned()),
+        (
+            "panderm.quantization.fp32_file".into(),
+            input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        ),
+        ("panderm.quantization.tool".into(), format!("panderm-tools {}", env!("CARGO_PKG_VERSION"))),
+    ]
+}
+
+/// The clipping values to try. Static: `max |x|` (100) and every requested percentile, scored
+/// on the calibration set; the best mean cosine wins (ties keep `max`). Dynamic: one model.
+fn clip_tries(opts: &QuantizeOptions) -> Vec<Option<f64>> {
+    if opts.scheme == Scheme::StaticU8 {
+        let mut ps = vec![100.0];
+        for &p in &opts.percentiles {
+            if !ps.contains(&p) {
+                ps.push(p);
+            }
+        }
+        ps.into_iter().map(Some).collect()
+    } else {
+        vec![None]
+    }
+}
+
+/// Writes the model and its report (`OUTPUT.quant.json`) atomically; no model is left without
+/// its report.
+fn write_outputs(output: &Path, model: &[u8], report: &QuantReport) -> Result<(), QuantizeError> {
+    let json = serde_json::to_vec_pretty(report)
         .map_err(|e| QuantizeError::InvalidOption(format!("cannot serialise the report: {e}")))?;
-    write_atomically(output, &bytes)?;
-    if let Err(e) = write_atomically(&report_file, &json) {
+    write_atomically(output, model)?;
+    if let Err(e) = write_atomically(&report_path(output), &json) {
         let _ = std::fs::remove_file(output);
         return Err(e.into());
     }
-    Ok(report)
+    Ok(())
 }
