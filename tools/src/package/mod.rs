@@ -124,9 +124,58 @@ pub fn make_bundle(req: &BundleRequest, out_dir: &Path) -> Result<Manifest> {
 
 fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest> {
     let bytes = std::fs::read(&req.backbone).map_err(|e| Error::io(&req.backbone, e))?;
-    let model = decode(&bytes).map_err(|e| Error::invalid(&req.backbone, format!("not an ONNX model: {e}")))?;
+    let info = backbone_info(&req.backbone, &bytes)?;
+    // Read and check every head before writing anything.
+    let head_files = read_heads(req, info.dim)?;
+
+    std::fs::create_dir_all(out_dir.join("heads")).map_err(|e| Error::io(out_dir, e))?;
+    let (backbone_file, format) = write_backbone(req, &bytes, out_dir)?;
+    drop(bytes);
+    let backbone = backbone_spec(req, info, backbone_file, format, out_dir)?;
+    let heads = write_heads(req, &head_files, out_dir)?;
+    if let Some(name) = &req.skin_head
+        && !req.heads.iter().any(|h| &h.name == name)
+    {
+        return Err(Error::refused(format!("--skin-head `{name}` is not one of the bundle's heads")));
+    }
+    let abstention = abstention_spec(req, &head_files, out_dir)?;
+    let manifest = Manifest {
+        bundle: BundleInfo {
+            format: panderm_edge::bundle::FORMAT,
+            name: req.name.clone(),
+            version: req.version.clone(),
+            description: req.description.clone(),
+            demo: req.demo,
+            created_by: format!("panderm-tools {}", env!("CARGO_PKG_VERSION")),
+        },
+        preprocess: PreprocessSpec::panderm(),
+        backbone,
+        heads,
+        quality: Default::default(),
+        compare: Default::default(),
+        abstention,
+    };
+    manifest.validate(out_dir)?;
+    std::fs::write(out_dir.join(MANIFEST), manifest.to_toml()).map_err(|e| Error::io(out_dir, e))?;
+    Ok(manifest)
+}
+
+/// What the backbone's `panderm.*` metadata says (written by `convert` and `quantize`).
+struct BackboneInfo {
+    kind: BackboneKind,
+    variant: String,
+    source_sha256: String,
+    precision: Precision,
+    /// Feature width, or class count of a classifier.
+    dim: usize,
+}
+
+/// Reads the backbone's metadata; a model without PanDerm metadata or a usable output width is
+/// refused.
+fn backbone_info(path: &Path, bytes: &[u8]) -> Result<BackboneInfo> {
+    let model = decode(bytes).map_err(|e| Error::invalid(path, format!("not an ONNX model: {e}")))?;
     let kind = meta(&model, "panderm.kind")
-        .ok_or_else(|| Error::invalid(&req.backbone, "no PanDerm metadata; convert it with `panderm-tools convert`"))?;
+        .ok_or_else(|| Error::invalid(path, "no PanDerm metadata; convert it with `panderm-tools convert`"))?;
     let variant = meta(&model, "panderm.variant").unwrap_or_default();
     let source_sha256 = meta(&model, "panderm.source_sha256").unwrap_or_default();
     // `panderm-tools quantize` records its scheme; everything else is the converter's fp32.
@@ -135,15 +184,18 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest> {
     let kind = match kind.as_str() {
         "features" => BackboneKind::Features,
         "classifier" => BackboneKind::Classifier,
-        other => return Err(Error::invalid(&req.backbone, format!("panderm.kind = {other:?} is not a backbone"))),
+        other => return Err(Error::invalid(path, format!("panderm.kind = {other:?} is not a backbone"))),
     };
     let dim = match kind {
         BackboneKind::Features => parse_usize("panderm.embed_dim"),
         BackboneKind::Classifier => parse_usize("panderm.num_classes"),
     }
-    .ok_or_else(|| Error::invalid(&req.backbone, "metadata lacks its output width"))?;
-    drop(model);
-    // Read and check every head before writing anything.
+    .ok_or_else(|| Error::invalid(path, "metadata lacks its output width"))?;
+    Ok(BackboneInfo { kind, variant, source_sha256, precision, dim })
+}
+
+/// Reads every head file, applies its `--labels`, and checks it against the backbone's width.
+fn read_heads(req: &BundleRequest, dim: usize) -> Result<Vec<HeadFile>> {
     let mut head_files = Vec::new();
     for h in &req.heads {
         let head_json = if h.path.is_dir() { h.path.join("head.json") } else { h.path.clone() };
@@ -167,8 +219,12 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest> {
         }
         head_files.push(hf);
     }
+    Ok(head_files)
+}
 
-    std::fs::create_dir_all(out_dir.join("heads")).map_err(|e| Error::io(out_dir, e))?;
+/// Writes the backbone in the requested format (`None`: NNEF when tract can write it, else
+/// ONNX); returns its file name in the bundle and the format written.
+fn write_backbone(req: &BundleRequest, bytes: &[u8], out_dir: &Path) -> Result<(String, ModelFormat)> {
     // NNEF is written for batch 1 and read back with the same interface (engine::convert_to_nnef).
     let nnef_file = "backbone.nnef.tar";
     let format = match req.format {
@@ -189,11 +245,23 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest> {
         ModelFormat::Nnef => nnef_file.to_owned(),
         ModelFormat::Onnx => {
             let file = "backbone.onnx".to_owned();
-            std::fs::write(out_dir.join(&file), &bytes).map_err(|e| Error::io(out_dir, e))?;
+            std::fs::write(out_dir.join(&file), bytes).map_err(|e| Error::io(out_dir, e))?;
             file
         }
     };
-    drop(bytes);
+    Ok((backbone_file, format))
+}
+
+/// The manifest's `[backbone]` table (digest of the written file); a classifier backbone gets
+/// its task, labels and threshold, and takes no heads.
+fn backbone_spec(
+    req: &BundleRequest,
+    info: BackboneInfo,
+    backbone_file: String,
+    format: ModelFormat,
+    out_dir: &Path,
+) -> Result<BackboneSpec> {
+    let BackboneInfo { kind, variant, source_sha256, precision, dim } = info;
     let mut backbone = BackboneSpec {
         file: backbone_file.clone(),
         sha256: sha256_file(&out_dir.join(&backbone_file))?,
@@ -223,8 +291,13 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest> {
         backbone.task = Some(task);
         backbone.labels = Some(labels);
     }
+    Ok(backbone)
+}
+
+/// Writes each head as ONNX under `heads/` and returns its manifest entry.
+fn write_heads(req: &BundleRequest, head_files: &[HeadFile], out_dir: &Path) -> Result<Vec<HeadSpec>> {
     let mut heads = Vec::new();
-    for (h, hf) in req.heads.iter().zip(&head_files) {
+    for (h, hf) in req.heads.iter().zip(head_files) {
         let file = format!("heads/{}.onnx", h.name);
         let path = out_dir.join(&file);
         std::fs::write(&path, encode(&head_to_onnx(hf, &h.name))).map_err(|e| Error::io(&path, e))?;
@@ -242,31 +315,7 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest> {
             metrics: to_toml_table(&hf.metrics),
         });
     }
-    if let Some(name) = &req.skin_head
-        && !req.heads.iter().any(|h| &h.name == name)
-    {
-        return Err(Error::refused(format!("--skin-head `{name}` is not one of the bundle's heads")));
-    }
-    let abstention = abstention_spec(req, &head_files, out_dir)?;
-    let manifest = Manifest {
-        bundle: BundleInfo {
-            format: panderm_edge::bundle::FORMAT,
-            name: req.name.clone(),
-            version: req.version.clone(),
-            description: req.description.clone(),
-            demo: req.demo,
-            created_by: format!("panderm-tools {}", env!("CARGO_PKG_VERSION")),
-        },
-        preprocess: PreprocessSpec::panderm(),
-        backbone,
-        heads,
-        quality: Default::default(),
-        compare: Default::default(),
-        abstention,
-    };
-    manifest.validate(out_dir)?;
-    std::fs::write(out_dir.join(MANIFEST), manifest.to_toml()).map_err(|e| Error::io(out_dir, e))?;
-    Ok(manifest)
+    Ok(heads)
 }
 
 /// Writes the centroids of the chosen head and returns the `[abstention]` table.

@@ -156,6 +156,71 @@ pub fn load_features(path: &Path, ds: &Dataset) -> Result<(Vec<f32>, usize)> {
     Ok((a.data, d))
 }
 
+/// The class names: `--labels` (one per class) or `class_0`….
+fn class_labels(opts: &ProbeOptions, k: usize) -> Result<Vec<String>> {
+    Ok(match &opts.labels {
+        Some(l) if l.len() != k => {
+            return Err(Error::refused(format!("--labels gives {} names for {k} classes", l.len())));
+        }
+        Some(l) => l.clone(),
+        None => (0..k).map(|i| format!("class_{i}")).collect(),
+    })
+}
+
+/// `--c-sweep`: trains at `base_c` × {0.01, 0.1, 1, 10, 100} and keeps the C with the best
+/// [`selection_score`] on the val split (`val` = features and labels).
+fn sweep_c(
+    data: TrainData<'_>,
+    weights: Option<&[f64]>,
+    val: (&[f64], &[usize]),
+    base_c: f64,
+    task: Task,
+    opts: &ProbeOptions,
+) -> f64 {
+    let (x_val, y_val) = val;
+    let k = data.k;
+    let mut best = (f64::NEG_INFINITY, base_c);
+    for mult in [0.01, 0.1, 1.0, 10.0, 100.0] {
+        let c = base_c * mult;
+        let (head, _) = train(data, c, weights, &opts.lbfgs, opts.seed);
+        let p = head.predict_proba(x_val);
+        let m = eval_metrics(y_val, &argmax_rows(&p, k), &p, k);
+        let s = selection_score(&m, task);
+        log::info!(
+            "c-sweep: C = {c:.4}: val {} = {s:.4}",
+            if task == Task::Binary { "AUROC" } else { "balanced accuracy" }
+        );
+        if s > best.0 {
+            best = (s, c);
+        }
+    }
+    best.1
+}
+
+/// Where a head came from: the features and CSV (names and digests), the subset and the
+/// recipe; stored in `head.json` and the bundle manifest.
+fn provenance(
+    features_path: &Path,
+    csv: &Path,
+    ds: &Dataset,
+    opts: &ProbeOptions,
+    train_rows: usize,
+) -> Result<serde_json::Value> {
+    Ok(json!({
+        "features_file": features_path.file_name().map(|f| f.to_string_lossy().into_owned()),
+        "features_sha256": panderm_edge::bundle::sha256_file(features_path)?,
+        "csv_file": csv.file_name().map(|f| f.to_string_lossy().into_owned()),
+        "csv_sha256": ds.csv_sha256,
+        "label_column": ds.label_column,
+        "percent_data": opts.percent_data.unwrap_or(1.0),
+        "train_rows": train_rows,
+        "recipe": "PanDerm linear probe: L-BFGS strong-Wolfe, CE + (1/C)*0.5*||W||_F",
+        "class_weight": format!("{:?}", opts.class_weight).to_lowercase(),
+        "seed": opts.seed,
+        "tool": format!("panderm-tools {}", env!("CARGO_PKG_VERSION")),
+    }))
+}
+
 /// Runs the probe and writes every output into `out_dir`.
 pub fn run_probe(
     features_path: &Path,
@@ -170,13 +235,7 @@ pub fn run_probe(
         Task::Binary => 2,
         Task::Multiclass => ds.num_classes,
     };
-    let labels = match &opts.labels {
-        Some(l) if l.len() != k => {
-            return Err(Error::refused(format!("--labels gives {} names for {k} classes", l.len())));
-        }
-        Some(l) => l.clone(),
-        None => (0..k).map(|i| format!("class_{i}")).collect(),
-    };
+    let labels = class_labels(opts, k)?;
     let train_idx = ds.train_subset(opts.percent_data.unwrap_or(1.0))?;
     let test_idx = ds.split_indices(Split::Test);
     let val_idx = ds.split_indices(Split::Val);
@@ -200,22 +259,7 @@ pub fn run_probe(
             return Err(Error::refused("--c-sweep needs rows with split=val"));
         }
         let (x_val, y_val) = (gather(&features, d, &val_idx), y_of(&val_idx));
-        let mut best = (f64::NEG_INFINITY, base_c);
-        for mult in [0.01, 0.1, 1.0, 10.0, 100.0] {
-            let c = base_c * mult;
-            let (head, _) = train(data, c, weights.as_deref(), &opts.lbfgs, opts.seed);
-            let p = head.predict_proba(&x_val);
-            let m = eval_metrics(&y_val, &argmax_rows(&p, k), &p, k);
-            let s = selection_score(&m, ds.task);
-            log::info!(
-                "c-sweep: C = {c:.4}: val {} = {s:.4}",
-                if ds.task == Task::Binary { "AUROC" } else { "balanced accuracy" }
-            );
-            if s > best.0 {
-                best = (s, c);
-            }
-        }
-        best.1
+        sweep_c(data, weights.as_deref(), (&x_val, &y_val), base_c, ds.task, opts)
     } else {
         base_c
     };
@@ -239,19 +283,7 @@ pub fn run_probe(
     let summary = summary_csv.map(Path::to_path_buf).unwrap_or_else(|| out_dir.join("summary.csv"));
     report::append_summary_csv(&summary, &name, &metrics)?;
     files.push(summary);
-    let provenance = json!({
-        "features_file": features_path.file_name().map(|f| f.to_string_lossy().into_owned()),
-        "features_sha256": panderm_edge::bundle::sha256_file(features_path)?,
-        "csv_file": csv.file_name().map(|f| f.to_string_lossy().into_owned()),
-        "csv_sha256": ds.csv_sha256,
-        "label_column": ds.label_column,
-        "percent_data": opts.percent_data.unwrap_or(1.0),
-        "train_rows": train_idx.len(),
-        "recipe": "PanDerm linear probe: L-BFGS strong-Wolfe, CE + (1/C)*0.5*||W||_F",
-        "class_weight": format!("{:?}", opts.class_weight).to_lowercase(),
-        "seed": opts.seed,
-        "tool": format!("panderm-tools {}", env!("CARGO_PKG_VERSION")),
-    });
+    let provenance = provenance(features_path, csv, &ds, opts, train_idx.len())?;
     let metrics_json = json!({
         "lin_acc": metrics.acc, "lin_bacc": metrics.bacc, "lin_kappa": metrics.kappa,
         "lin_weighted_f1": metrics.weighted_f1, "lin_auroc": metrics.auroc, "lin_aupr": metrics.aupr,
