@@ -219,29 +219,8 @@ pub fn extract(
     let ds = dataset::load(csv, root, &LoadOptions { check_images: true, ..LoadOptions::default() })?;
     // PANDERM_EXTRACT_TIMINGS=1 prints where the time goes (load, first batch, per batch).
     let timings = std::env::var_os("PANDERM_EXTRACT_TIMINGS").is_some();
-    let t_load = Instant::now();
-    let (model, notice) = Backbone::load(model_path, opts.batch_size.map(|b| b.max(1)), opts.device)?;
-    if timings {
-        log::info!("timing: load {:.2} s", t_load.elapsed().as_secs_f64());
-    }
-    if let Some(n) = notice {
-        log::info!("{n}");
-    }
+    let (model, (h, w), dim) = load_backbone(model_path, opts, timings)?;
     let batch = model.batch_size();
-    let Some((h, w)) = model.input_size() else {
-        return Err(Error::invalid(model_path, "not an image model"));
-    };
-    check_input_size(model_path, h, w)?;
-    // The file header needs the feature width before the first real batch: run a zero image.
-    let t_probe = Instant::now();
-    let probe = model.run(&[&ImageTensor { data: vec![0.0; 3 * h * w], height: h, width: w }])?;
-    if timings {
-        log::info!("timing: first batch {:.2} s", t_probe.elapsed().as_secs_f64());
-    }
-    let dim = probe.first().map_or(0, Vec::len);
-    if dim == 0 {
-        return Err(Error::invalid(model_path, "the model gives no features"));
-    }
     let cfg = PreprocessConfig::default();
     let csv_rows = ds.rows.len();
     let (row_start, row_end) = opts.shard.map_or((0, csv_rows), |s| s.range(csv_rows));
@@ -264,47 +243,8 @@ pub fn extract(
     let progress = suffixed(out, ".progress.json");
     let header = header_f32(&[rows, dim]);
     let row_bytes = dim as u64 * 4;
-    // Resume or start fresh.
-    let mut start_row = 0;
-    if partial.exists() && progress.exists() && !opts.restart {
-        let text = std::fs::read_to_string(&progress).map_err(|e| Error::io(&progress, e))?;
-        let prev: Sidecar = serde_json::from_str(&text)
-            .map_err(|e| Error::invalid(&progress, format!("unreadable progress record: {e}")))?;
-        if let Some(why) = record.foreign(&prev) {
-            return Err(Error::invalid(
-                &partial,
-                format!("a partial extraction {why}; refusing to mix rows (use --restart to discard it)"),
-            ));
-        }
-        start_row = prev.rows_done;
-        check_partial(&partial, &header, row_bytes, start_row)?;
-    } else if partial.exists() && !opts.restart {
-        return Err(Error::invalid(&partial, "partial output without a progress record; use --restart to discard it"));
-    }
-    let mut file = if start_row > 0 {
-        let f = OpenOptions::new().write(true).open(&partial).map_err(|e| Error::io(&partial, e))?;
-        // Drop anything written after the last durable batch.
-        f.set_len(header.len() as u64 + start_row as u64 * row_bytes).map_err(|e| Error::io(&partial, e))?;
-        f
-    } else {
-        let mut f = File::create(&partial).map_err(|e| Error::io(&partial, e))?;
-        f.write_all(&header).map_err(|e| Error::io(&partial, e))?;
-        record.rows_done = 0;
-        write_json_atomically(&progress, &record)?;
-        f
-    };
-    file.seek(SeekFrom::Start(header.len() as u64 + start_row as u64 * row_bytes))
-        .map_err(|e| Error::io(&partial, e))?;
-
-    let bar = if opts.progress { ProgressBar::new(rows as u64) } else { ProgressBar::hidden() };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} images  {per_sec}  ETA {eta}")
-            .expect("valid template"),
-    );
-    bar.set_position(start_row as u64);
-    if start_row > 0 {
-        bar.println(format!("resuming at row {start_row} of {rows}"));
-    }
+    let (mut file, start_row) = open_partial(&partial, &progress, &mut record, &header, row_bytes, opts.restart)?;
+    let bar = progress_bar(opts.progress, rows, start_row);
     let paths: Vec<PathBuf> = ds.rows[row_start..row_end].iter().map(|r| ds.image_path(r)).collect();
     let threads = opts.decode_threads.max(1);
     let (tx, rx) = sync_channel::<Result<(usize, Vec<ImageTensor>)>>(2);
@@ -320,36 +260,9 @@ pub fn extract(
                 // a batch the same way each time).
                 let global_next = ((row_start + first) / batch + 1) * batch;
                 let last = (global_next - row_start).min(rows);
-                let chunk = &paths[first..last];
-                // Decode the batch on `threads` workers, keeping order.
-                let per = chunk.len().div_ceil(threads);
-                let results: Vec<Result<Vec<ImageTensor>>> = std::thread::scope(|s| {
-                    let handles: Vec<_> = chunk
-                        .chunks(per.max(1))
-                        .map(|part| {
-                            s.spawn(move || {
-                                part.iter()
-                                    .map(|p| preprocess_file(p, cfg).map_err(Error::from))
-                                    .collect::<Result<Vec<_>>>()
-                            })
-                        })
-                        .collect();
-                    handles
-                        .into_iter()
-                        .map(|h| h.join().unwrap_or_else(|_| Err(Error::Panicked("a decode worker panicked".into()))))
-                        .collect()
-                });
-                let mut tensors = Vec::with_capacity(chunk.len());
-                for r in results {
-                    match r {
-                        Ok(mut t) => tensors.append(&mut t),
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return;
-                        }
-                    }
-                }
-                if tx.send(Ok((first, tensors))).is_err() {
+                let decoded = decode_batch(&paths[first..last], threads, cfg).map(|tensors| (first, tensors));
+                let failed = decoded.is_err();
+                if tx.send(decoded).is_err() || failed {
                     return;
                 }
                 first = last;
@@ -385,12 +298,7 @@ pub fn extract(
                     t_run.elapsed().as_secs_f64()
                 );
             }
-            let mut bytes = Vec::with_capacity(tensors.len() * dim * 4);
-            for o in &outputs {
-                for v in o {
-                    bytes.extend_from_slice(&v.to_le_bytes());
-                }
-            }
+            let bytes = le_bytes(&outputs, dim);
             file.write_all(&bytes).and_then(|_| file.sync_data()).map_err(|e| Error::io(&partial, e))?;
             done += tensors.len();
             record.rows_done = done;
@@ -408,6 +316,127 @@ pub fn extract(
     write_json_atomically(&suffixed(out, ".json"), &record)?;
     let _ = std::fs::remove_file(&progress);
     Ok(ExtractSummary { rows, computed, dim, seconds: started.elapsed().as_secs_f64(), device: record.device })
+}
+
+/// Loads the backbone on the requested device and runs one zero image to learn the feature
+/// width (the file header needs it before the first real batch); returns the backbone, its
+/// input `(height, width)` and the feature width.
+fn load_backbone(model_path: &Path, opts: &ExtractOptions, timings: bool) -> Result<(Backbone, (usize, usize), usize)> {
+    let t_load = Instant::now();
+    let (model, notice) = Backbone::load(model_path, opts.batch_size.map(|b| b.max(1)), opts.device)?;
+    if timings {
+        log::info!("timing: load {:.2} s", t_load.elapsed().as_secs_f64());
+    }
+    if let Some(n) = notice {
+        log::info!("{n}");
+    }
+    let Some((h, w)) = model.input_size() else {
+        return Err(Error::invalid(model_path, "not an image model"));
+    };
+    check_input_size(model_path, h, w)?;
+    let t_probe = Instant::now();
+    let probe = model.run(&[&ImageTensor { data: vec![0.0; 3 * h * w], height: h, width: w }])?;
+    if timings {
+        log::info!("timing: first batch {:.2} s", t_probe.elapsed().as_secs_f64());
+    }
+    let dim = probe.first().map_or(0, Vec::len);
+    if dim == 0 {
+        return Err(Error::invalid(model_path, "the model gives no features"));
+    }
+    Ok((model, (h, w), dim))
+}
+
+/// Resumes `partial` (when its progress record belongs to this job, `record`, and it holds
+/// the rows the record says) or starts it fresh; returns the file positioned after the last
+/// durable row, and that row. An unusable partial is refused unless `restart`.
+fn open_partial(
+    partial: &Path,
+    progress: &Path,
+    record: &mut Sidecar,
+    header: &[u8],
+    row_bytes: u64,
+    restart: bool,
+) -> Result<(File, usize)> {
+    let mut start_row = 0;
+    if partial.exists() && progress.exists() && !restart {
+        let text = std::fs::read_to_string(progress).map_err(|e| Error::io(progress, e))?;
+        let prev: Sidecar = serde_json::from_str(&text)
+            .map_err(|e| Error::invalid(progress, format!("unreadable progress record: {e}")))?;
+        if let Some(why) = record.foreign(&prev) {
+            return Err(Error::invalid(
+                partial,
+                format!("a partial extraction {why}; refusing to mix rows (use --restart to discard it)"),
+            ));
+        }
+        start_row = prev.rows_done;
+        check_partial(partial, header, row_bytes, start_row)?;
+    } else if partial.exists() && !restart {
+        return Err(Error::invalid(partial, "partial output without a progress record; use --restart to discard it"));
+    }
+    let mut file = if start_row > 0 {
+        let f = OpenOptions::new().write(true).open(partial).map_err(|e| Error::io(partial, e))?;
+        // Drop anything written after the last durable batch.
+        f.set_len(header.len() as u64 + start_row as u64 * row_bytes).map_err(|e| Error::io(partial, e))?;
+        f
+    } else {
+        let mut f = File::create(partial).map_err(|e| Error::io(partial, e))?;
+        f.write_all(header).map_err(|e| Error::io(partial, e))?;
+        record.rows_done = 0;
+        write_json_atomically(progress, record)?;
+        f
+    };
+    file.seek(SeekFrom::Start(header.len() as u64 + start_row as u64 * row_bytes))
+        .map_err(|e| Error::io(partial, e))?;
+    Ok((file, start_row))
+}
+
+/// The progress bar (hidden unless `show`), at `start_row` of `rows`.
+fn progress_bar(show: bool, rows: usize, start_row: usize) -> ProgressBar {
+    let bar = if show { ProgressBar::new(rows as u64) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} images  {per_sec}  ETA {eta}")
+            .expect("valid template"),
+    );
+    bar.set_position(start_row as u64);
+    if start_row > 0 {
+        bar.println(format!("resuming at row {start_row} of {rows}"));
+    }
+    bar
+}
+
+/// Decodes and preprocesses one batch of images on `threads` workers, keeping their order.
+fn decode_batch(chunk: &[PathBuf], threads: usize, cfg: &PreprocessConfig) -> Result<Vec<ImageTensor>> {
+    let per = chunk.len().div_ceil(threads);
+    let results: Vec<Result<Vec<ImageTensor>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = chunk
+            .chunks(per.max(1))
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter().map(|p| preprocess_file(p, cfg).map_err(Error::from)).collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Panicked("a decode worker panicked".into()))))
+            .collect()
+    });
+    let mut tensors = Vec::with_capacity(chunk.len());
+    for r in results {
+        tensors.append(&mut r?);
+    }
+    Ok(tensors)
+}
+
+/// Feature rows as the little-endian float32 bytes of the `.npy` data.
+fn le_bytes(outputs: &[Vec<f32>], dim: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(outputs.len() * dim * 4);
+    for o in outputs {
+        for v in o {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    bytes
 }
 
 /// Checks that a partial output to be resumed is what its progress record says: the array
