@@ -18,7 +18,7 @@
 
 use tract_onnx::pb;
 
-use crate::convert::vit::{LN_EPS, ModelKind, Pooling, VitWeights};
+use crate::convert::vit::{Head, LN_EPS, ModelKind, PoolNorm, Pooling, VitWeights};
 use crate::onnx_graph::{Attr, Dim, GraphBuilder};
 
 /// Name of the graph input.
@@ -194,9 +194,8 @@ pub fn to_onnx(w: &VitWeights, prov: &Provenance) -> pb::ModelProto {
 
     // --- pooling and head ---
     g.set_scope("head");
-    let pooled = match c.pooling {
-        Pooling::Cls => {
-            let (nw, nb) = w.norm.as_ref().expect("CLS pooling always has `norm` (validated)");
+    let pooled = match &w.pool_norm {
+        PoolNorm::Cls { weight: nw, bias: nb } => {
             // LayerNorm acts per token, so normalizing only the CLS token is exact and
             // 197× cheaper than PyTorch's `norm(x)[:, 0]`.
             let zero = g.const_i64("cls_index", &[], &[0]);
@@ -205,8 +204,7 @@ pub fn to_onnx(w: &VitWeights, prov: &Provenance) -> pb::ModelProto {
             let nb = g.const_f32("norm.bias", &[d], nb);
             g.layer_norm(&cls, &nw, &nb, LN_EPS)
         }
-        Pooling::MeanPatch => {
-            let (fw, fb) = w.fc_norm.as_ref().expect("mean pooling always has `fc_norm` (validated)");
+        PoolNorm::MeanPatch { weight: fw, bias: fb } => {
             let starts = g.const_i64("patch_slice/starts", &[1], &[1]);
             let ends = g.const_i64("patch_slice/ends", &[1], &[n as i64]);
             let axes = g.const_i64("patch_slice/axes", &[1], &[1]);
@@ -217,11 +215,10 @@ pub fn to_onnx(w: &VitWeights, prov: &Provenance) -> pb::ModelProto {
             g.layer_norm(&mean, &fw, &fb, LN_EPS)
         }
     };
-    match c.kind {
-        ModelKind::Features => g.output(&pooled, FEATURES_OUTPUT, &[Dim::Symbolic("N"), Dim::Fixed(d as i64)]),
-        ModelKind::Classifier => {
-            let (hw, hb) = w.head.as_ref().expect("classifiers always have `head` (validated)");
-            let k = c.num_classes.expect("classifiers always have a class count (validated)");
+    match &w.head {
+        None => g.output(&pooled, FEATURES_OUTPUT, &[Dim::Symbolic("N"), Dim::Fixed(d as i64)]),
+        Some(Head { weight: hw, bias: hb, classes: k }) => {
+            let k = *k;
             let logits = linear(&mut g, &pooled, "head", hw, Some(hb), k, d);
             g.output(&logits, LOGITS_OUTPUT, &[Dim::Symbolic("N"), Dim::Fixed(k as i64)]);
         }

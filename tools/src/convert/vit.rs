@@ -127,12 +127,40 @@ pub struct VitWeights {
     pub patch_w: Vec<f32>,
     pub patch_b: Vec<f32>,
     pub blocks: Vec<BlockWeights>,
-    /// Final LayerNorm `norm` (CLS pooling).
-    pub norm: Option<(Vec<f32>, Vec<f32>)>,
-    /// `fc_norm` (mean pooling).
-    pub fc_norm: Option<(Vec<f32>, Vec<f32>)>,
-    /// `head` weight `[K,D]` and bias `[K]`.
-    pub head: Option<(Vec<f32>, Vec<f32>)>,
+    /// The pooling and its LayerNorm (`config.pooling`).
+    pub pool_norm: PoolNorm,
+    /// The classification head: present exactly for a classifier (`config.kind`).
+    pub head: Option<Head>,
+}
+
+/// How the tokens are pooled, with the LayerNorm PanDerm applies to the pooled feature.
+#[derive(Debug, Clone)]
+pub enum PoolNorm {
+    /// The CLS token through the final LayerNorm `norm` ([`Pooling::Cls`]).
+    Cls {
+        /// `norm.weight` `[D]`.
+        weight: Vec<f32>,
+        /// `norm.bias` `[D]`.
+        bias: Vec<f32>,
+    },
+    /// The mean of the patch tokens through `fc_norm` ([`Pooling::MeanPatch`]).
+    MeanPatch {
+        /// `fc_norm.weight` `[D]`.
+        weight: Vec<f32>,
+        /// `fc_norm.bias` `[D]`.
+        bias: Vec<f32>,
+    },
+}
+
+/// A classifier's linear head.
+#[derive(Debug, Clone)]
+pub struct Head {
+    /// `head.weight` `[K, D]`.
+    pub weight: Vec<f32>,
+    /// `head.bias` `[K]`.
+    pub bias: Vec<f32>,
+    /// K.
+    pub classes: usize,
 }
 
 /// What the caller asks the converter to build (`convert --kind`; `help` is the CLI's text).
@@ -256,19 +284,29 @@ impl VitWeights {
         let mut expected_index: Option<Vec<i64>> = None;
         let blocks =
             (0..config.depth).map(|i| take_block(ck, &config, i, &mut expected_index)).collect::<Result<Vec<_>>>()?;
-        let (norm, fc_norm) = match config.pooling {
-            Pooling::Cls => (Some(take_pair(ck, "norm", d, None)?), None),
-            Pooling::MeanPatch => (None, Some(take_pair(ck, "fc_norm", d, None)?)),
+        let pool_norm = match config.pooling {
+            Pooling::Cls => {
+                let (weight, bias) = take_pair(ck, "norm", d, None)?;
+                PoolNorm::Cls { weight, bias }
+            }
+            Pooling::MeanPatch => {
+                let (weight, bias) = take_pair(ck, "fc_norm", d, None)?;
+                PoolNorm::MeanPatch { weight, bias }
+            }
         };
-        let head = match config.kind {
-            ModelKind::Classifier => Some(take_pair(ck, "head", d, config.num_classes)?),
-            ModelKind::Features => {
+        // `infer_config` gives a class count exactly to a classifier.
+        let head = match config.num_classes {
+            Some(classes) => {
+                let (weight, bias) = take_pair(ck, "head", d, Some(classes))?;
+                Some(Head { weight, bias, classes })
+            }
+            None => {
                 ignore_lp_head(ck);
                 None
             }
         };
         check_all_used(ck, config.kind)?;
-        Ok(VitWeights { config, cls_token, pos_embed, patch_w, patch_b, blocks, norm, fc_norm, head })
+        Ok(VitWeights { config, cls_token, pos_embed, patch_w, patch_b, blocks, pool_norm, head })
     }
 }
 

@@ -670,7 +670,7 @@ fn check_input_size(model: &Path, h: usize, w: usize) -> Result<()> {
     Ok(())
 }
 
-/// Result of [`bench`].
+/// Result of [`bench()`].
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchResult {
     /// `cpu` or `cuda`.
