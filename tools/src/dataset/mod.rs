@@ -96,14 +96,9 @@ impl fmt::Display for Split {
     }
 }
 
-/// Binary or multiclass classification, after the label column used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Task {
-    /// Labels from `binary_label`, each 0 or 1.
-    Binary,
-    /// Labels from `label`, integers `0..K-1`.
-    Multiclass,
-}
+/// Binary (labels from `binary_label`, each 0 or 1) or multiclass (labels from `label`,
+/// integers `0..K-1`): the runtime's task type, the one a bundle's manifest records.
+pub use panderm_edge::bundle::Task;
 
 /// Which label column [`load`] reads (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

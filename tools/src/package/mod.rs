@@ -301,7 +301,7 @@ fn write_heads(req: &BundleRequest, head_files: &[HeadFile], out_dir: &Path) -> 
         let file = format!("heads/{}.onnx", h.name);
         let path = out_dir.join(&file);
         std::fs::write(&path, encode(&head_to_onnx(hf, &h.name))).map_err(|e| Error::io(&path, e))?;
-        let task = if hf.task == "binary" { Task::Binary } else { Task::Multiclass };
+        let task = hf.task();
         heads.push(HeadSpec {
             role: if req.skin_head.as_deref() == Some(h.name.as_str()) { HeadRole::SkinCheck } else { HeadRole::Task },
             name: h.name.clone(),

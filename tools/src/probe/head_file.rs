@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::logreg::LinearHead;
+use crate::dataset::Task;
 use crate::error::{Error, Result};
 
 /// Version of the `head.json` layout.
@@ -66,7 +67,7 @@ impl HeadFile {
     /// Builds the file contents from a trained head.
     pub fn from_head(
         head: &LinearHead,
-        task: &str,
+        task: Task,
         labels: Vec<String>,
         c: f64,
         provenance: serde_json::Value,
@@ -74,7 +75,11 @@ impl HeadFile {
     ) -> Self {
         HeadFile {
             format: HEAD_FORMAT,
-            task: task.to_owned(),
+            task: match task {
+                Task::Binary => "binary",
+                Task::Multiclass => "multiclass",
+            }
+            .to_owned(),
             in_dim: head.in_dim,
             classes: head.classes,
             labels,
@@ -115,6 +120,11 @@ impl HeadFile {
     pub fn write(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self)?;
         std::fs::write(path, text).map_err(|e| Error::io(path, e))
+    }
+
+    /// The task: `binary`, else multiclass (any other `task` string reads as multiclass).
+    pub fn task(&self) -> Task {
+        if self.task == "binary" { Task::Binary } else { Task::Multiclass }
     }
 
     /// The head as f64 weights.

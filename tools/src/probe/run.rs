@@ -301,8 +301,7 @@ pub fn run_probe(
     let png = out_dir.join(format!("confusion_matrix_{name}.png"));
     report::write_confusion_png(&png, &y_test, &preds, k, &labels)?;
     files.push(png);
-    let task = if ds.task == Task::Binary { "binary" } else { "multiclass" };
-    let mut head_file = HeadFile::from_head(&head, task, labels, c, provenance, metrics_json);
+    let mut head_file = HeadFile::from_head(&head, ds.task, labels, c, provenance, metrics_json);
     let ood = ood_stats(
         &features,
         d,
