@@ -44,8 +44,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 /// The seed PanDerm passes to `DataFrame.sample` for the `percent_data` shuffle.
 pub const PERCENT_SEED: u32 = 42;
 
@@ -324,11 +322,7 @@ pub enum DatasetError {
 /// SHA-256 (lowercase hex) of a file's bytes.
 pub fn csv_digest(csv: &Path) -> Result<String, DatasetError> {
     let bytes = std::fs::read(csv).map_err(|source| DatasetError::Io { path: csv.to_path_buf(), source })?;
-    Ok(sha256_hex(&bytes))
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    Ok(panderm_edge::fsutil::sha256_hex(&bytes))
 }
 
 /// The number of rows PanDerm keeps: Python's `int(n * percent)` (float product, truncated).
@@ -352,7 +346,7 @@ pub fn load_from_bytes(
     root: Option<&Path>,
     opts: &LoadOptions,
 ) -> Result<Dataset, DatasetError> {
-    let csv_sha256 = sha256_hex(bytes);
+    let csv_sha256 = panderm_edge::fsutil::sha256_hex(bytes);
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(body);
     let csv_error = |source| DatasetError::Csv { file: name.to_string(), source };
@@ -783,7 +777,7 @@ mod tests {
         assert_eq!(images, ["a,b.jpg", "multi\r\nline.jpg", " c.jpg "]);
         assert_eq!(ds.rows.iter().map(|r| r.label).collect::<Vec<_>>(), [2, 0, 1]);
         assert_eq!(ds.rows.iter().map(|r| r.index).collect::<Vec<_>>(), [0, 1, 2]);
-        assert_eq!(ds.csv_sha256, hex::encode(Sha256::digest(text.as_bytes())));
+        assert_eq!(ds.csv_sha256, hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())));
         // A quoted line break moves later line numbers; a blank line is skipped but counted.
         let bad = "image,label,split\r\n\"x\ny\",0,train\r\n\r\nz,0,tst\r\n";
         assert_eq!(problems(bad, &LoadOptions::default(), None), vec![(5, ProblemKind::UnknownSplit(s("tst")))]);

@@ -26,7 +26,6 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use panderm_edge::engine::Model;
 use panderm_edge::preprocess::{ImageTensor, PreprocessConfig};
-use sha2::{Digest, Sha256};
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
@@ -163,10 +162,6 @@ struct ExportInfo {
 
 fn one_line(e: impl std::fmt::Display) -> String {
     format!("{e:#}").lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(": ")
-}
-
-fn hex(d: impl AsRef<[u8]>) -> String {
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Checks that `src` is an fp32 PanDerm backbone written by `convert`.
@@ -666,7 +661,7 @@ struct Export {
 fn read_export(input: &Path) -> Result<Export, QuantizeError> {
     let bytes = std::fs::read(input).map_err(|source| QuantizeError::Io { path: input.to_owned(), source })?;
     let size = bytes.len() as u64;
-    let sha256 = hex(Sha256::digest(&bytes));
+    let sha256 = panderm_edge::fsutil::sha256_hex(&bytes);
     let model = crate::onnx_graph::decode(&bytes).map_err(|e| QuantizeError::NotPandermExport {
         path: input.to_owned(),
         reason: format!("not an ONNX model ({e})"),
