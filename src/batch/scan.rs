@@ -7,9 +7,8 @@ use std::time::SystemTime;
 
 use crate::error::{Error, Result};
 
-/// File extensions (lowercase, without the dot) that batch mode treats as images. Matching is
-/// case-insensitive: `IMG_0001.JPG` is an image.
-pub const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp", "jfif"];
+/// The decoder's list of image file extensions, which batch mode treats as images.
+pub use crate::preprocess::decode::IMAGE_EXTENSIONS;
 
 /// Whether a file name has one of the [`IMAGE_EXTENSIONS`] and is not hidden.
 ///

@@ -20,6 +20,11 @@ use image::{DynamicImage, ImageDecoder, ImageReader, Pixel, RgbImage};
 
 use crate::error::{Error, ErrorKind, Result};
 
+/// File extensions (lowercase, without the dot) of the image files the runtime reads: the
+/// formats [`decode_bytes`] decodes (`jfif` is JPEG). Batch mode's folder scan and the tools'
+/// calibration sets both use this list; matching is case-insensitive (`IMG_0001.JPG`).
+pub const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp", "jfif"];
+
 /// Limits applied before reading and decoding, so that a hostile file (e.g. a 30000×30000 PNG
 /// header, a progressive JPEG, a 3 GB `x.jpg`) cannot make the device allocate gigabytes.
 ///

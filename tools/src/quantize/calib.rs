@@ -11,9 +11,9 @@ use sha2::{Digest, Sha256};
 
 use super::QuantizeError;
 
-/// File extensions (lowercase) read from a calibration or evaluation directory; the runtime
-/// decodes all of them.
-pub const IMAGE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"];
+/// File extensions (lowercase) read from a calibration or evaluation directory: the runtime
+/// decoder's list.
+pub use panderm_edge::preprocess::decode::IMAGE_EXTENSIONS;
 
 /// Seed of the built-in synthetic calibration set.
 pub const SYNTH_SEED: u64 = 7;
