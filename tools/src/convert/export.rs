@@ -1,5 +1,5 @@
 //! Lowering a validated [`VitWeights`] to an ONNX graph that reproduces PanDerm's PyTorch
-//! forward pass (spec §1.4) op for op:
+//! forward pass (`modeling_finetune.py::VisionTransformer.forward_features`) op for op:
 //!
 //! ```text
 //! pixel_values [N,3,224,224]

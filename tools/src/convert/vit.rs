@@ -1,6 +1,6 @@
 //! The PanDerm ViT: its configuration, inferred from a checkpoint's tensors, and its
 //! validated weights. This is the single description of the network that the ONNX
-//! export ([`crate::convert::export`]) lowers; see `docs/architecture.md` and the spec §1–2.
+//! export ([`crate::convert::export`]) lowers; see `docs/architecture.md`; PanDerm's model is `classification/models/modeling_finetune.py`.
 
 use super::checkpoint::Checkpoint;
 use super::error::{ConvertError, Result};
@@ -215,7 +215,7 @@ pub fn sincos_pos_embed(grid: usize, dim: usize) -> Vec<f32> {
     pe
 }
 
-/// BEiT's relative position index `[tokens, tokens]` (spec §1.5).
+/// BEiT's relative position index `[tokens, tokens]` (`modeling_finetune.py::Attention.__init__`).
 pub fn relative_position_index(grid: usize) -> Vec<i64> {
     let n = grid * grid + 1;
     let side = (2 * grid - 1) as i64;

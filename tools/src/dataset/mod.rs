@@ -1,4 +1,5 @@
-//! PanDerm dataset CSVs (spec sections 4.1–4.3 and 5) and the `percent_data` train subset.
+//! PanDerm dataset CSVs (as `classification/linear_eval.py` and `run_class_finetuning.py` read
+//! them) and the `percent_data` train subset.
 //!
 //! A PanDerm CSV has one row per image with at least
 //!

@@ -1,7 +1,7 @@
 //! numpy's legacy `RandomState` (MT19937), enough to reproduce `RandomState(seed).permutation(n)`
 //! and pandas' `DataFrame.sample(frac=1, random_state=seed)` bit for bit.
 //!
-//! PanDerm's `percent_data` subset (spec 4.3) is the train split shuffled by
+//! PanDerm's `percent_data` subset (`linear_eval.py`) is the train split shuffled by
 //! `df.sample(frac=1, random_state=42)`. This module ports exactly the numpy code that call
 //! reaches (numpy 2.x sources; unchanged since the 1.17 `RandomState` rewrite):
 //!

@@ -1,8 +1,8 @@
-//! PanDerm's linear-probe metrics (`metrics.py::get_eval_metrics`, spec 4.5), with
+//! PanDerm's linear-probe metrics (`eval_features/metrics.py::get_eval_metrics`), with
 //! scikit-learn's exact semantics, and stratified bootstrap confidence intervals.
 //!
 //! [`eval_metrics`] reproduces what PanDerm computes for one test split, including the way it
-//! chooses between the binary and the multiclass scoring (spec 4.4) and the way it loses
+//! chooses between the binary and the multiclass scoring (`linear_probe.py::test_linear_probe`) and the way it loses
 //! AUROC/AUPR when scikit-learn raises:
 //!
 //! * **binary branch** (the test labels have exactly 2 distinct values): the score is `probs[:, 1]`;

@@ -1,5 +1,6 @@
-//! PanDerm's linear-probe output files (spec 4.6), written byte-for-byte like PanDerm writes them
-//! where that is observable, plus a metrics JSON and a confusion-matrix PNG.
+//! PanDerm's linear-probe output files (`linear_probe.py`, `linear_eval.py`), written
+//! byte-for-byte like PanDerm writes them where that is observable, plus a metrics JSON and a
+//! confusion-matrix PNG.
 //!
 //! * [`write_predictions_csv`]: `{output_dir}/{dataset_name}.csv`, one row per test image;
 //! * [`append_summary_csv`]: the `Dataset,W_F1,AUROC,BACC,ACC,AUPR` summary row;
@@ -185,7 +186,7 @@ pub fn dataset_name(csv_path: impl AsRef<Path>) -> String {
 /// `binary`, otherwise `probability_class_{i}` for `i` in `0..k`. `probs` is row-major
 /// `[n, k]`; pass the model's `f32` probabilities to get PanDerm's exact text (numpy float32
 /// `str()`), or `f64` for Python-float `repr`. PanDerm's `binary` is "the test split has
-/// exactly 2 distinct labels" (spec 4.4).
+/// exactly 2 distinct labels" (`linear_probe.py::test_linear_probe`).
 pub fn write_predictions_csv<T: PyFloat>(
     path: impl AsRef<Path>,
     filenames: &[String],
