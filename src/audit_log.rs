@@ -474,13 +474,9 @@ fn build_line(seq: u64, time: &str, prev: &str, torn_before: u64, body: &str) ->
         line.push(',');
         line.push_str(body);
     }
-    let digest = hex(&Sha256::digest(format!("{line}}}").as_bytes()));
+    let digest = hex::encode(Sha256::digest(format!("{line}}}").as_bytes()));
     line.push_str(&format!(",\"sha256\":\"{digest}\"}}\n"));
     (line, digest)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn is_digest(bytes: &[u8]) -> bool {
@@ -545,7 +541,7 @@ fn parse_line(bytes: &[u8]) -> LineStatus {
     let mut hasher = Sha256::new();
     hasher.update(content);
     hasher.update(b"}");
-    let actual = hex(&hasher.finalize());
+    let actual = hex::encode(hasher.finalize());
     if actual.as_bytes() != stored {
         return LineStatus::Corrupt("sha256 mismatch".into());
     }

@@ -43,10 +43,6 @@ pub struct ImageSet {
     pub list_sha256: String,
 }
 
-fn hex(d: impl AsRef<[u8]>) -> String {
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The built-in set: `n` synthetic skin-like images from [`crate::synth::images::render`]
 /// (seed [`SYNTH_SEED`]). Not medical data: a stand-in when no real images are at hand.
 pub fn synthetic(n: usize, cfg: &PreprocessConfig) -> Result<ImageSet, QuantizeError> {
@@ -60,7 +56,7 @@ pub fn synthetic(n: usize, cfg: &PreprocessConfig) -> Result<ImageSet, QuantizeE
         let (w, h) = if i % 3 == 0 { (SYNTH_SIZE.1, SYNTH_SIZE.0) } else { SYNTH_SIZE };
         let (img, _, _) = crate::synth::images::render(&mut rng, w, h);
         let name = format!("synth_{i:04}");
-        listing.push_str(&format!("{}  {name}\n", hex(Sha256::digest(img.as_raw()))));
+        listing.push_str(&format!("{}  {name}\n", hex::encode(Sha256::digest(img.as_raw()))));
         let t = preprocess_rgb(&img, cfg).map_err(|e| QuantizeError::InvalidOption(format!("{name}: {e}")))?;
         images.push((name, t));
     }
@@ -71,7 +67,7 @@ pub fn synthetic(n: usize, cfg: &PreprocessConfig) -> Result<ImageSet, QuantizeE
         ),
         images,
         skipped: Vec::new(),
-        list_sha256: hex(Sha256::digest(listing.as_bytes())),
+        list_sha256: hex::encode(Sha256::digest(listing.as_bytes())),
     })
 }
 
@@ -109,7 +105,7 @@ pub fn from_dir(dir: &Path, cfg: &PreprocessConfig, what: &str) -> Result<ImageS
         });
         match read {
             Ok((bytes, t)) => {
-                listing.push_str(&format!("{}  {name}\n", hex(Sha256::digest(&bytes))));
+                listing.push_str(&format!("{}  {name}\n", hex::encode(Sha256::digest(&bytes))));
                 images.push((name, t));
             }
             Err(reason) => skipped.push(SkippedImage { file: name, reason }),
@@ -126,7 +122,7 @@ pub fn from_dir(dir: &Path, cfg: &PreprocessConfig, what: &str) -> Result<ImageS
         source: format!("directory {} ({} images)", dir.display(), images.len()),
         images,
         skipped,
-        list_sha256: hex(Sha256::digest(listing.as_bytes())),
+        list_sha256: hex::encode(Sha256::digest(listing.as_bytes())),
     })
 }
 

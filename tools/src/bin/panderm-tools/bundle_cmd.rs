@@ -187,7 +187,7 @@ pub fn run(args: BundleArgs) -> CmdResult {
             Ok(id) => println!("signed {} with key {id}", output.display()),
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&output);
-                return Err(format!("{e} (the bundle was removed)").into());
+                return Err(anyhow::anyhow!("{e} (the bundle was removed)"));
             }
         }
     }

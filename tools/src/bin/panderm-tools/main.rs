@@ -67,8 +67,10 @@ enum Command {
     Synth(synth_cmd::SynthArgs),
 }
 
-/// What every command returns: `Err` is printed as `error: …` with a failure exit code.
-type CmdResult = Result<(), Box<dyn std::error::Error>>;
+/// What every command returns: `Err` is printed as `error: …` (with its chain of causes, `{:#}`)
+/// with a failure exit code. The library's errors are typed (`panderm_tools::Error`); anyhow
+/// only carries them, and the binary's own messages, to this one printer.
+type CmdResult = anyhow::Result<()>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -90,7 +92,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -75,11 +75,11 @@ pub fn synth_images(args: SynthImagesArgs) -> CmdResult {
 pub fn synth(args: SynthArgs) -> CmdResult {
     let SynthArgs { embed_dim, depth, heads, layout, classes, seed, output } = args;
     if embed_dim == 0 || embed_dim % 4 != 0 || depth == 0 {
-        return Err("--embed-dim must be a positive multiple of 4 and --depth positive".into());
+        anyhow::bail!("--embed-dim must be a positive multiple of 4 and --depth positive");
     }
     let num_heads = heads.unwrap_or(embed_dim / 64).max(1);
     if embed_dim % num_heads != 0 {
-        return Err(format!("{num_heads} heads do not divide --embed-dim {embed_dim}").into());
+        anyhow::bail!("{num_heads} heads do not divide --embed-dim {embed_dim}");
     }
     let layout = match layout {
         Layout::Lp => SynthLayout::LinearProbe,
