@@ -6,8 +6,8 @@
 //!
 //! * **No panic crosses the boundary**: every entry point runs under `catch_unwind` and turns a
 //!   panic into [`PANDERM_ERR_PANIC`]. This needs the unwinding panic strategy, which the
-//!   `release` and `dev` profiles use; a library built with the `device` profile
-//!   (`panic = "abort"`) would abort the process instead.
+//!   `release`, `dev` and `device` profiles use; a library built with `panic = "abort"` would
+//!   abort the process instead.
 //! * **Handles are checked**: a `panderm_bundle *` is an opaque token looked up in a registry,
 //!   never dereferenced. NULL, a closed handle, a handle closed twice, or any value that
 //!   [`panderm_bundle_open`] did not return gives [`PANDERM_ERR_BAD_HANDLE`]. Tokens are never
