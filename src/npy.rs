@@ -62,15 +62,12 @@ pub fn read_f32(path: &Path) -> Result<NpyF32> {
 /// returns the header with the file positioned at the first value — for callers that stream
 /// the data instead of holding it (e.g. `merge-features`).
 pub fn open_f32(path: &Path) -> Result<(NpyHeader, File)> {
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-    if !meta.is_file() {
-        return Err(bad(path, "not a regular file"));
-    }
+    // Regular files only, checked without blocking on a FIFO (fsutil::open_regular).
+    let (mut file, file_len) = crate::fsutil::open_regular(path, ".npy file")?;
     let mut prefix = Vec::new();
     Read::take(&mut file, (12 + MAX_HEADER_LEN) as u64).read_to_end(&mut prefix).map_err(|e| Error::io(path, e))?;
     let header = parse_header(&prefix).map_err(|m| bad(path, m))?;
-    let available = meta.len().saturating_sub(header.data_offset);
+    let available = file_len.saturating_sub(header.data_offset);
     if available != header.data_len {
         return Err(bad(path, size_mismatch(&header, available)));
     }
@@ -305,7 +302,17 @@ mod tests {
         let err = read_f32(&p).unwrap_err().to_string();
         assert!(err.contains("huge.npy") && err.contains("needs 4294967296 data bytes, file has 64"), "{err}");
         let err = read_f32(&dir).unwrap_err().to_string();
-        assert!(err.contains("not a regular file") || err.contains("directory"), "{err}");
+        assert!(err.ends_with("is a folder, not a .npy file"), "{err}");
+        #[cfg(unix)]
+        {
+            // A named pipe is refused at once (it used to block in `File::open`).
+            let fifo = dir.join("fifo.npy");
+            let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+            // SAFETY: a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+            let err = read_f32(&fifo).unwrap_err().to_string();
+            assert!(err.ends_with("is a named pipe (FIFO), not a regular file"), "{err}");
+        }
         let (h, _) = open_f32(&{
             let q = dir.join("ok.npy");
             write_f32(&q, &[2, 2], &[1.0; 4]).unwrap();

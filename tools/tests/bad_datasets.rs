@@ -5,11 +5,6 @@ mod common;
 use common::*;
 
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn tools(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_panderm-tools")).args(args).output().unwrap()
-}
 
 #[test]
 fn extract_reports_every_bad_row_before_starting() {

@@ -10,7 +10,7 @@ mod common;
 use common::*;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// Data rows of `tests/fixtures/lp_multiclass.csv`.
 const CSV_ROWS: usize = 510;
@@ -74,10 +74,6 @@ fn write_crafted(dir: &Path) -> Vec<(PathBuf, &'static str)> {
             (p, needle)
         })
         .collect()
-}
-
-fn tools(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_panderm-tools")).args(args).output().unwrap()
 }
 
 fn assert_refused(o: &Output, file: &Path, needle: &str) {

@@ -6,11 +6,7 @@ mod common;
 use common::*;
 
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn tools(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_panderm-tools")).args(args).output().unwrap()
-}
+use std::process::Output;
 
 fn extract(model: &Path, csv: &Path, images: &Path, out: &Path) -> Output {
     extract_with(model, csv, images, out, &[])
@@ -94,18 +90,7 @@ fn killed_run_resumes_without_mixing_rows() {
 
 fn synth(dir: &Path, count: usize) -> std::path::PathBuf {
     let images = dir.join("images");
-    let o = tools(&[
-        "synth-images",
-        "--count",
-        &count.to_string(),
-        "--width",
-        "40",
-        "--height",
-        "30",
-        "-o",
-        &images.to_string_lossy(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    synth_images(&images, count);
     images
 }
 

@@ -12,10 +12,6 @@ use std::process::{Command, Output};
 use prost::Message;
 use tract_onnx::pb;
 
-fn tools(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_panderm-tools")).args(args).output().expect("run panderm-tools")
-}
-
 fn panderm(args: &[&str]) -> Output {
     Command::new(panderm_bin()).args(args).output().expect("run panderm")
 }

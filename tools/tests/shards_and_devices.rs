@@ -5,11 +5,7 @@ mod common;
 use common::*;
 
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn tools(args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_panderm-tools")).args(args).output().unwrap()
-}
+use std::process::Output;
 
 fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| (*x).to_owned()).collect()
@@ -26,22 +22,6 @@ fn extract_args(model: &Path, images: &Path, out: &Path, extra: &[&str]) -> Vec<
     a.push(out.to_string_lossy().into_owned());
     a.extend(s(extra));
     a
-}
-
-/// Writes `count` small synthetic images with their CSVs into `dir`.
-fn synth_images(dir: &Path, count: usize) {
-    let o = tools(&s(&[
-        "synth-images",
-        "--count",
-        &count.to_string(),
-        "--width",
-        "40",
-        "--height",
-        "30",
-        "-o",
-        &dir.to_string_lossy(),
-    ]));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 #[test]

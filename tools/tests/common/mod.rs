@@ -30,3 +30,16 @@ pub fn panderm_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_panderm-tools"))
         .with_file_name(format!("panderm{}", std::env::consts::EXE_SUFFIX))
 }
+
+/// Runs `panderm-tools` with `args` and returns its output (whatever the exit status).
+pub fn tools<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_panderm-tools")).args(args).output().expect("run panderm-tools")
+}
+
+/// Writes `count` small (40×30) synthetic images with their CSVs into `dir` (`synth-images`).
+pub fn synth_images(dir: &Path, count: usize) {
+    let count = count.to_string();
+    let dir = dir.to_string_lossy();
+    let o = tools(&["synth-images", "--count", &count, "--width", "40", "--height", "30", "-o", &dir]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
