@@ -34,6 +34,7 @@
 pub mod convert;
 pub mod dataset;
 pub mod error;
+pub mod evaluate;
 pub mod extract;
 pub mod onnx_graph;
 pub mod package;

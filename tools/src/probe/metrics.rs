@@ -80,22 +80,23 @@ pub fn eval_metrics(y_true: &[usize], y_pred: &[usize], probs: &[f64], k: usize)
 }
 
 /// `accuracy_score`: mean of `pred == true` (`NaN` for empty input).
-fn accuracy(y_true: &[usize], y_pred: &[usize]) -> f64 {
+pub(crate) fn accuracy(y_true: &[usize], y_pred: &[usize]) -> f64 {
     let correct = y_true.iter().zip(y_pred).filter(|(t, p)| t == p).count();
     correct as f64 / y_true.len() as f64
 }
 
 /// A confusion matrix over the sorted union of the true and predicted labels
 /// (scikit-learn's `unique_labels(y_true, y_pred)`); rows = true, columns = predicted.
-struct Confusion {
+/// Shared with the fine-tuning metrics (`crate::evaluate::metrics`).
+pub(crate) struct Confusion {
     /// Number of labels in the union.
-    m: usize,
+    pub(crate) m: usize,
     /// Row-major `[m, m]` counts.
     counts: Vec<u64>,
 }
 
 impl Confusion {
-    fn new(y_true: &[usize], y_pred: &[usize]) -> Self {
+    pub(crate) fn new(y_true: &[usize], y_pred: &[usize]) -> Self {
         let mut labels: Vec<usize> = y_true.iter().chain(y_pred).copied().collect();
         labels.sort_unstable();
         labels.dedup();
@@ -110,22 +111,23 @@ impl Confusion {
         Self { m, counts }
     }
 
-    fn at(&self, i: usize, j: usize) -> f64 {
+    /// Count of (true label `i`, predicted label `j`), by position in the union.
+    pub(crate) fn at(&self, i: usize, j: usize) -> f64 {
         self.counts[i * self.m + j] as f64
     }
 
     /// True support of each label (row sums).
-    fn row_sums(&self) -> Vec<f64> {
+    pub(crate) fn row_sums(&self) -> Vec<f64> {
         (0..self.m).map(|i| (0..self.m).map(|j| self.at(i, j)).sum()).collect()
     }
 
     /// Predicted count of each label (column sums).
-    fn col_sums(&self) -> Vec<f64> {
+    pub(crate) fn col_sums(&self) -> Vec<f64> {
         (0..self.m).map(|j| (0..self.m).map(|i| self.at(i, j)).sum()).collect()
     }
 
     /// `balanced_accuracy_score(adjusted=False)`: mean recall over labels with true support.
-    fn balanced_accuracy(&self) -> f64 {
+    pub(crate) fn balanced_accuracy(&self) -> f64 {
         let rows = self.row_sums();
         let recalls: Vec<f64> = (0..self.m).filter(|&i| rows[i] > 0.0).map(|i| self.at(i, i) / rows[i]).collect();
         recalls.iter().sum::<f64>() / recalls.len() as f64
@@ -157,7 +159,7 @@ impl Confusion {
     }
 
     /// Weighted-average F1 of `classification_report(zero_division=0)`.
-    fn weighted_f1(&self) -> f64 {
+    pub(crate) fn weighted_f1(&self) -> f64 {
         let rows = self.row_sums();
         let cols = self.col_sums();
         let support: f64 = rows.iter().sum();

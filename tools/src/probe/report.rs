@@ -153,7 +153,7 @@ fn layout(negative: bool, digits: &str, exp: i32, positional: bool) -> String {
 }
 
 /// A field as Python's `csv.writer` (QUOTE_MINIMAL) writes it.
-fn csv_field(field: &str) -> String {
+pub(crate) fn csv_field(field: &str) -> String {
     if field.contains([',', '"', '\r', '\n']) {
         format!("\"{}\"", field.replace('"', "\"\""))
     } else {
@@ -162,7 +162,7 @@ fn csv_field(field: &str) -> String {
 }
 
 /// Joins fields into one CSV row with Python's `\r\n` terminator.
-fn csv_row<I: IntoIterator<Item = String>>(fields: I) -> String {
+pub(crate) fn csv_row<I: IntoIterator<Item = String>>(fields: I) -> String {
     let mut row = fields.into_iter().collect::<Vec<_>>().join(",");
     row.push_str("\r\n");
     row
