@@ -1,5 +1,20 @@
 //! The device pipeline: one verified bundle, images in, reports out. The backbone runs
 //! **once** per image; every head runs on that shared feature.
+//!
+//! With test-time augmentation ([`Classifier::set_tta`], PanDerm's TTA: [`crate::preprocess::tta`])
+//! the backbone runs once per augmented image instead, every head runs on each of those
+//! features, and each head's `N` outputs are combined the way PanDerm combines a fine-tuned
+//! model's logits, `softmax(mean logits)`:
+//!
+//! * a classifier backbone (a fine-tuned model: its output *is* the logits): the mean of the `N`
+//!   logit vectors, then softmax;
+//! * a head model (its outputs are probabilities, the softmax — or, binary, the sigmoid pair —
+//!   of its logits): `softmax(mean log p)`, which is the same number (softmax ignores each
+//!   augmentation's `logsumexp` shift; [`crate::preprocess::tta::probabilities_from_mean_log`]).
+//!
+//! The image-quality gate still looks at the original image; the abstention rule's distance is
+//! measured on the mean of the `N` features; every augmentation's outputs are checked for NaN/Inf
+//! and for being probabilities, so a model error on any of them is reported as such.
 
 use std::path::Path;
 use std::time::Instant;
@@ -11,7 +26,8 @@ use crate::bundle::{BackboneKind, Bundle, FileKind, HeadRole, Task};
 use crate::engine::{Model, ModelOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::{Frame, rgb_digest};
-use crate::preprocess::{PreprocessConfig, decode_bytes, preprocess_rgb};
+use crate::preprocess::tta::{self, Tta};
+use crate::preprocess::{ImageTensor, PreprocessConfig, decode_bytes, preprocess_rgb};
 use crate::quality::{CheckResult, NOT_SKIN, QualityReport, QualityThresholds, assess};
 use crate::run_report::softmax;
 use crate::signing::{SignatureStatus, Trust};
@@ -178,6 +194,9 @@ pub struct ClassifyReport<'a> {
     /// has an abstention rule and the backbone ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ood_distance: Option<f64>,
+    /// The test-time augmentation the probabilities come from (absent without TTA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tta: Option<Tta>,
     /// Per-head results (empty when the quality gate stopped the image).
     pub heads: Vec<HeadResult<'a>>,
     /// The backbone feature (empty when the quality gate stopped the image; not serialised).
@@ -223,6 +242,7 @@ pub struct Classifier {
     quality: QualityThresholds,
     quality_blocks: bool,
     centroids: Option<Centroids>,
+    tta: Option<Tta>,
 }
 
 /// The SHA-256 (hex) of an image file's bytes, as reports and the audit log record it.
@@ -328,6 +348,7 @@ impl Classifier {
             quality,
             quality_blocks: true,
             centroids,
+            tta: None,
         })
     }
 
@@ -336,6 +357,29 @@ impl Classifier {
     /// never for patients).
     pub fn set_quality_gate_blocks(&mut self, blocks: bool) {
         self.quality_blocks = blocks;
+    }
+
+    /// Turns PanDerm's test-time augmentation on (`Some`) or off (`None`, the default): see the
+    /// module documentation. Refused for a backbone whose input is not `3 × 224 × 224`
+    /// (PanDerm's TTA crops 224 pixels).
+    pub fn set_tta(&mut self, tta: Option<Tta>) -> Result<()> {
+        if tta.is_some() && self.backbone.input_size() != Some((tta::TTA_CROP, tta::TTA_CROP)) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "test-time augmentation feeds {0}x{0} crops; this backbone takes {1:?}",
+                    tta::TTA_CROP,
+                    self.backbone.sample_shape()
+                ),
+            ));
+        }
+        self.tta = tta;
+        Ok(())
+    }
+
+    /// The test-time augmentation in use, if any.
+    pub fn tta(&self) -> Option<Tta> {
+        self.tta
     }
 
     /// The loaded bundle.
@@ -444,22 +488,21 @@ impl Classifier {
                 quality,
                 cannot_assess: Some(Abstention::Quality { codes }.into()),
                 ood_distance: None,
+                tta: self.tta,
                 heads: Vec::new(),
                 feature: Vec::new(),
                 timings: Timings { decode_ms, quality_ms, total_ms: ms(t0), ..Timings::default() },
             });
         }
         let t1 = Instant::now();
-        let tensor = preprocess_rgb(&rgb, &self.preprocess)
+        let tensors = self
+            .model_inputs(&rgb, &image_sha256)
             .map_err(|e| Error::new(e.kind(), format!("{}: {}", image.display(), e.message())))?;
+        drop(rgb);
         let preprocess_ms = ms(t1);
         let t2 = Instant::now();
-        let mut out = self.backbone.run(&[&tensor])?;
-        let feature = out
-            .first_mut()
-            .and_then(|o| o.get_mut(self.backbone_output))
-            .map(|o| std::mem::take(&mut o.values))
-            .ok_or_else(|| Error::new(ErrorKind::Inference, "the backbone returned no output"))?;
+        let features = tensors.iter().map(|t| self.backbone_feature(t)).collect::<Result<Vec<_>>>()?;
+        drop(tensors);
         let backbone_ms = ms(t2);
         let mut timings = Timings { decode_ms, quality_ms, preprocess_ms, backbone_ms, ..Timings::default() };
         let model_error = |stage: String, detail: String, quality: QualityReport, mut timings: Timings| {
@@ -476,33 +519,28 @@ impl Classifier {
                 quality,
                 cannot_assess: Some(why.into()),
                 ood_distance: None,
+                tta: self.tta,
                 heads: Vec::new(),
                 feature: Vec::new(),
                 timings,
             }
         };
-        if let Some(detail) = non_finite(&feature, "feature") {
+        if let Some(detail) = features.iter().find_map(|f| non_finite(f, "feature")) {
             return Ok(model_error("backbone".into(), detail, quality, timings));
         }
+        let feature = if features.len() == 1 { features[0].clone() } else { tta::mean_logits(&features) };
         let t3 = Instant::now();
         let mut heads = Vec::with_capacity(self.heads.len());
         let mut skin_failed = false;
         for h in &self.heads {
             let th = Instant::now();
-            let probs = match &h.model {
-                None => softmax(&feature),
-                Some(model) => model
-                    .run_samples(&[&feature])?
-                    .into_iter()
-                    .next()
-                    .and_then(|outputs| outputs.into_iter().next())
-                    .map(|o| o.values)
-                    .unwrap_or_default(),
+            let probs = match self.head_probabilities(h, &features)? {
+                Ok(probs) => probs,
+                Err(detail) => {
+                    timings.heads_ms = ms(t3);
+                    return Ok(model_error(format!("head {}", h.name), detail, quality, timings));
+                }
             };
-            if let Some(detail) = not_a_distribution(&probs, h.labels.len()) {
-                timings.heads_ms = ms(t3);
-                return Ok(model_error(format!("head {}", h.name), detail, quality, timings));
-            }
             if h.role == HeadRole::SkinCheck {
                 // The learned not-skin check replaces the colour heuristic's verdict.
                 let p = f64::from(probs.get(1).copied().unwrap_or(0.0));
@@ -548,10 +586,66 @@ impl Classifier {
             quality,
             cannot_assess,
             ood_distance,
+            tta: self.tta,
             heads,
             feature,
             timings,
         })
+    }
+
+    /// The backbone's input tensors for a decoded image: the eval transform's one, or with TTA
+    /// the `N` augmentations (seeded by the image's digest).
+    fn model_inputs(&self, rgb: &image::RgbImage, image_sha256: &str) -> Result<Vec<ImageTensor>> {
+        match &self.tta {
+            None => Ok(vec![preprocess_rgb(rgb, &self.preprocess)?]),
+            Some(tta) => tta.tensors(rgb, image_sha256),
+        }
+    }
+
+    /// The backbone's output (the manifest's `output`) for one input tensor.
+    fn backbone_feature(&self, tensor: &ImageTensor) -> Result<Vec<f32>> {
+        let mut out = self.backbone.run(&[tensor])?;
+        out.first_mut()
+            .and_then(|o| o.get_mut(self.backbone_output))
+            .map(|o| std::mem::take(&mut o.values))
+            .ok_or_else(|| Error::new(ErrorKind::Inference, "the backbone returned no output"))
+    }
+
+    /// One head's probabilities from the backbone's feature(s): `Ok(Err(detail))` when an output
+    /// is not a probability distribution (a model error). With several features (TTA) they are
+    /// combined as the module documentation says.
+    fn head_probabilities(
+        &self,
+        h: &LoadedHead,
+        features: &[Vec<f32>],
+    ) -> Result<std::result::Result<Vec<f32>, String>> {
+        let Some(model) = &h.model else {
+            // A classifier backbone: its features are the logits.
+            let logits = if features.len() == 1 { features[0].clone() } else { tta::mean_logits(features) };
+            let probs = softmax(&logits);
+            return Ok(match not_a_distribution(&probs, h.labels.len()) {
+                Some(detail) => Err(detail),
+                None => Ok(probs),
+            });
+        };
+        let mut per_feature = Vec::with_capacity(features.len());
+        for feature in features {
+            let probs = model
+                .run_samples(&[feature])?
+                .into_iter()
+                .next()
+                .and_then(|outputs| outputs.into_iter().next())
+                .map(|o| o.values)
+                .unwrap_or_default();
+            if let Some(detail) = not_a_distribution(&probs, h.labels.len()) {
+                return Ok(Err(detail));
+            }
+            per_feature.push(probs);
+        }
+        Ok(Ok(match per_feature.len() {
+            1 => per_feature.swap_remove(0),
+            _ => tta::probabilities_from_mean_log(&per_feature),
+        }))
     }
 
     /// The bundle's abstention rule on a feature and the heads' results.

@@ -10,9 +10,14 @@
 //!
 //! The std 0.228 (not ImageNet's 0.229) is PanDerm's own typo; it is kept because the
 //! released weights were trained and evaluated with it. See `docs/preprocessing.md`.
+//!
+//! PanDerm's test-time augmentation (Resize 246, crop 224, random flips, rotation and colour
+//! jitter, std 0.229) lives in [`tta`], on the float-tensor operations of [`augment`].
 
+pub mod augment;
 pub mod decode;
 pub mod resample;
+pub mod tta;
 
 use std::path::Path;
 
@@ -86,7 +91,7 @@ pub fn resize_shorter_side(img: &RgbImage, size: u32) -> RgbImage {
 }
 
 /// Python's `round` (half to even) for the non-negative halves produced by `(a - b) / 2`.
-fn round_half_even_half(twice: u32) -> u32 {
+fn round_half_even_half(twice: usize) -> usize {
     // value = twice / 2
     if twice.is_multiple_of(2) {
         twice / 2
@@ -105,9 +110,15 @@ pub fn center_crop(img: &RgbImage, size: u32) -> Result<RgbImage> {
     if w < size || h < size {
         return Err(Error::new(ErrorKind::InvalidInput, format!("image {w}x{h} is smaller than the {size}px crop")));
     }
-    let top = round_half_even_half(h - size);
-    let left = round_half_even_half(w - size);
+    let top = center_crop_offset(h as usize, size as usize) as u32;
+    let left = center_crop_offset(w as usize, size as usize) as u32;
     Ok(image::imageops::crop_imm(img, left, top, size, size).to_image())
+}
+
+/// torchvision's centre-crop offset along one axis of length `len >= size`:
+/// `int(round((len - size) / 2))` with Python's rounding (half to even).
+pub fn center_crop_offset(len: usize, size: usize) -> usize {
+    round_half_even_half(len.saturating_sub(size))
 }
 
 /// `ToTensor` then `Normalize`, in float32 like torchvision: `(v / 255 - mean) / std`.

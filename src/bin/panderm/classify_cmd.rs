@@ -12,6 +12,7 @@ use panderm_edge::classify::{Classifier, ClassifyReport, EXIT_CANNOT_ASSESS, EXI
 use panderm_edge::device_view::{ScreenData, audit_error_record, audit_record};
 use panderm_edge::frame::RawSpec;
 use panderm_edge::preprocess::read_image_file;
+use panderm_edge::preprocess::tta::Tta;
 use panderm_edge::screen::{self, Framebuffer};
 
 use crate::{BoardArgs, TrustArgs, fail, load_classifier};
@@ -54,6 +55,15 @@ pub struct ClassifyArgs {
     /// frame's packed RGB8 pixels.
     #[arg(long, value_name = "WIDTHxHEIGHT:FORMAT", value_parser = raw_spec)]
     raw: Option<RawSpec>,
+    /// PanDerm's test-time augmentation: N random augmentations per image (Resize 246, crop 224,
+    /// flips, p=0.3 rotation, p=0.3 colour jitter), the heads' outputs combined as
+    /// softmax(mean logits). 0 or absent: no TTA. See docs/evaluate.md.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    tta: usize,
+    /// The seed of --tta's random augmentations (each image's generator is keyed by this seed and
+    /// the image's SHA-256, so a run repeats exactly).
+    #[arg(long, value_name = "S", default_value_t = panderm_edge::preprocess::tta::DEFAULT_SEED, requires = "tta")]
+    seed: u64,
     /// Images (JPEG, PNG, BMP, TIFF, WebP), or raw frames with --raw.
     #[arg(required = true)]
     images: Vec<PathBuf>,
@@ -94,6 +104,11 @@ pub fn classify(args: ClassifyArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     classifier.set_quality_gate_blocks(!args.no_quality_gate);
+    if args.tta > 0
+        && let Err(e) = Tta::new(args.tta, args.seed).and_then(|t| classifier.set_tta(Some(t)))
+    {
+        return fail(e);
+    }
     let board_name = board.as_ref().map(|b| b.board.name.as_str());
     let mut outcome = Outcome::default();
     for path in &args.images {
