@@ -36,6 +36,8 @@ pub mod dataset;
 pub mod error;
 pub mod evaluate;
 pub mod extract;
+#[cfg(feature = "train")]
+pub mod finetune;
 pub mod onnx_graph;
 pub mod package;
 pub mod probe;

@@ -5,6 +5,8 @@
 mod bundle_cmd;
 mod convert_cmd;
 mod extract_cmd;
+#[cfg(feature = "train")]
+mod finetune_cmd;
 mod probe_cmd;
 mod quantize_cmd;
 mod sign_cmd;
@@ -44,6 +46,9 @@ enum Command {
     MergeFeatures(extract_cmd::MergeFeaturesArgs),
     /// Measure backbone throughput (images/s) on a device, excluding image decoding.
     BenchExtract(extract_cmd::BenchExtractArgs),
+    /// Fine-tune PanDerm with its recipe (AdamW, layer decay, warmup + cosine, Mixup/CutMix) on the CPU or a GPU.
+    #[cfg(feature = "train")]
+    Finetune(finetune_cmd::FinetuneArgs),
     /// PanDerm's linear probe: train a head on split=train features, evaluate on split=test.
     Probe(probe_cmd::ProbeArgs),
     /// Export a trained head (probe output) as ONNX: features [N,D] -> probabilities [N,K].
@@ -80,6 +85,8 @@ fn main() -> ExitCode {
         Command::Extract(args) => extract_cmd::extract(args),
         Command::MergeFeatures(args) => extract_cmd::merge_features(args),
         Command::BenchExtract(args) => extract_cmd::bench_extract(args),
+        #[cfg(feature = "train")]
+        Command::Finetune(args) => finetune_cmd::run(args),
         Command::Probe(args) => probe_cmd::probe(args),
         Command::ExportHead(args) => probe_cmd::export_head(args),
         Command::Bundle(args) => bundle_cmd::run(args),

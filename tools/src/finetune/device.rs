@@ -1,0 +1,82 @@
+//! Where fine-tuning runs (`--device cpu|cuda|auto`).
+//!
+//! * `cpu`: burn's ndarray backend (SIMD kernels, multithreaded matrix multiply), fp32.
+//! * `cuda`: burn's CUDA backend (CubeCL; kernels compiled by NVRTC at run time, `libcuda`
+//!   loaded at run time) — only in a build with the `cuda` feature. A machine without a driver
+//!   makes CubeCL's loader panic; that is caught and reported as [`Error::Cuda`].
+//! * `auto`: CUDA when the build has it and a device answers, else the CPU.
+
+use crate::error::{Error, Result};
+
+/// `--device`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceChoice {
+    /// The CPU.
+    Cpu,
+    /// The first CUDA GPU.
+    Cuda,
+    /// CUDA if available, else the CPU.
+    #[default]
+    Auto,
+}
+
+/// The device a run actually uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolved {
+    /// burn's ndarray backend.
+    Cpu,
+    /// burn's CUDA backend, device 0.
+    #[cfg(feature = "cuda")]
+    Cuda,
+}
+
+impl Resolved {
+    /// A short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Resolved::Cpu => "cpu (burn ndarray, fp32)",
+            #[cfg(feature = "cuda")]
+            Resolved::Cuda => "cuda:0 (burn CubeCL, fp32)",
+        }
+    }
+}
+
+/// Resolves `choice`, probing the GPU for `cuda`/`auto`.
+pub fn resolve(choice: DeviceChoice) -> Result<Resolved> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Resolved::Cpu),
+        DeviceChoice::Cuda => cuda(),
+        DeviceChoice::Auto => Ok(cuda().unwrap_or(Resolved::Cpu)),
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda() -> Result<Resolved> {
+    Err(Error::Cuda(
+        "this panderm-tools was built without CUDA support; rebuild with `--features cuda` or pass --device cpu".into(),
+    ))
+}
+
+#[cfg(feature = "cuda")]
+fn cuda() -> Result<Resolved> {
+    use burn::tensor::Tensor;
+    type B = burn::backend::Cuda<f32>;
+    // CubeCL panics (inside cudarc's loader) when libcuda or a device is missing.
+    let probe = std::panic::catch_unwind(|| {
+        let device = burn::backend::cuda::CudaDevice::default();
+        let t = Tensor::<B, 1>::from_floats([1.0, 2.0], &device);
+        t.sum().into_scalar()
+    });
+    match probe {
+        Ok(3.0) => Ok(Resolved::Cuda),
+        Ok(v) => Err(Error::Cuda(format!("the CUDA device gave a wrong result for a test sum ({v} instead of 3)"))),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown error".into());
+            Err(Error::Cuda(format!("no usable CUDA device: {msg}")))
+        }
+    }
+}
