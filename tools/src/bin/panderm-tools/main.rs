@@ -4,6 +4,7 @@
 
 mod bundle_cmd;
 mod convert_cmd;
+mod evaluate_cmd;
 mod extract_cmd;
 #[cfg(feature = "train")]
 mod finetune_cmd;
@@ -49,6 +50,9 @@ enum Command {
     /// Fine-tune PanDerm with its recipe (AdamW, layer decay, warmup + cosine, Mixup/CutMix) on the CPU or a GPU.
     #[cfg(feature = "train")]
     Finetune(finetune_cmd::FinetuneArgs),
+    /// Evaluate a bundle or a classifier ONNX on a CSV split with PanDerm's fine-tuning metrics
+    /// (optionally with its test-time augmentation); writes {split}.csv and metrics.json.
+    Evaluate(evaluate_cmd::EvaluateArgs),
     /// PanDerm's linear probe: train a head on split=train features, evaluate on split=test.
     Probe(probe_cmd::ProbeArgs),
     /// Export a trained head (probe output) as ONNX: features [N,D] -> probabilities [N,K].
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
         Command::BenchExtract(args) => extract_cmd::bench_extract(args),
         #[cfg(feature = "train")]
         Command::Finetune(args) => finetune_cmd::run(args),
+        Command::Evaluate(args) => evaluate_cmd::run(args),
         Command::Probe(args) => probe_cmd::probe(args),
         Command::ExportHead(args) => probe_cmd::export_head(args),
         Command::Bundle(args) => bundle_cmd::run(args),
