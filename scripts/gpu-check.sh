@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# GPU check for `panderm-tools extract --device cuda` (run on a machine with an NVIDIA GPU).
+# GPU check for `panderm-tools extract --device cuda` and `finetune --device cuda` (run on a machine
+# with an NVIDIA GPU; no network needed: build here with `cargo build --release -p panderm-tools
+# --features cuda`, carry target/release/panderm-tools).
 # Expects a release binary built with `--features cuda` and CPU reference features made by
 #   scripts/gpu-check.sh --cpu-reference DIR     (on any machine, same binary)
 # then, on the GPU machine:
@@ -11,7 +13,8 @@ B=${PANDERM_TOOLS:-target/release/panderm-tools}
 W=${WORK:-/tmp/panderm-gpu-check}
 mkdir -p "$W"
 prepare() {
-  [ -f "$W/base.onnx" ] || { "$B" synth --embed-dim 768 --depth 12 --seed 0 -o "$W/base.pth" && "$B" convert "$W/base.pth" -o "$W/base.onnx" && rm "$W/base.pth"; }
+  [ -f "$W/base.pth" ] || "$B" synth --embed-dim 768 --depth 12 --seed 0 -o "$W/base.pth"
+  [ -f "$W/base.onnx" ] || "$B" convert "$W/base.pth" -o "$W/base.onnx"
   [ -f "$W/imgs/multiclass.csv" ] || "$B" synth-images --count 256 --width 320 --height 256 --seed 11 -o "$W/imgs" >/dev/null
 }
 if [ "${1:-}" = "--cpu-reference" ]; then
@@ -37,3 +40,20 @@ cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 print(f"rows {a.shape} vs {b.shape}; cosine min {cos.min():.7f} median {np.median(cos):.7f}; max abs diff {np.abs(a-b).max():.3e}")
 print("PASS" if cos.min() >= 0.9999 else "FAIL")
 PY
+
+# Fine-tuning (docs/finetune.md, docs/gpu.md): PanDerm's PyTorch steps on CUDA. CubeCL's f32 matmuls
+# may use TF32 tensor cores (10-bit mantissa, ~1e-3 relative per product), so the tolerances are
+# wider than the CPU test's 1e-4 / 5e-3.
+FT=tests/fixtures/ft_steps
+rm -rf "$RES/ft-cuda"
+"$B" finetune --init tests/fixtures/panderm_tiny_ft.pth --csv $FT/data.csv --root $FT/images --nb-classes 3 \
+  --output-dir "$RES/ft-cuda" --epochs 4 --batch-size 6 --lr 5e-4 --min-lr 1e-6 --warmup-epochs 1 --layer-decay 0.65 \
+  --weight-decay 0.05 --drop-path 0 --smoothing 0.1 --mixup 0 --cutmix 0 --no-augment --device cuda --quiet
+python3 scripts/ft_compare.py "$RES/ft-cuda" --loss-tol 1e-3 --update-tol 2e-2
+# Throughput of the training engine on full-size Base (synthetic weights and batches), with the
+# GPU memory high-water mark sampled by nvidia-smi.
+for b in 64 128; do
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > "$RES/mem-$b.txt" & SMI=$!
+  "$B" bench-finetune --init "$W/base.pth" --batch-size $b --steps 10 --device cuda || echo "bench-finetune batch $b failed"
+  kill $SMI; echo "batch $b: peak GPU memory $(sort -n "$RES/mem-$b.txt" | tail -1) MiB"
+done

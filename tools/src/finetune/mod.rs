@@ -15,10 +15,12 @@
 //! | [`state`] | `checkpoint-{best,last}.pth`, the optimizer file and `--resume` |
 //! | [`device`] | `--device cpu|cuda|auto` |
 //! | [`train`] | the loop: steps, `log.jsonl`, validation, checkpoints, the report |
+//! | [`bench`] | training and inference throughput on synthetic batches |
 //!
 //! docs/finetune.md maps every PanDerm flag to ours.
 
 pub mod augment;
+pub mod bench;
 pub mod data;
 pub mod device;
 pub mod loss;

@@ -139,3 +139,33 @@ pub fn run(a: FinetuneArgs) -> CmdResult {
     println!("wrote {}", o.output_dir.display());
     Ok(())
 }
+
+#[derive(clap::Args)]
+pub struct BenchFinetuneArgs {
+    /// The model: a pretrained backbone or a fine-tuned checkpoint (e.g. `synth --embed-dim 768 --depth 12`).
+    #[arg(long)]
+    init: PathBuf,
+    /// Classes of the head.
+    #[arg(long, default_value_t = 7)]
+    nb_classes: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Timed training steps (and as many timed forward batches), after one warm-up step.
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// cpu, cuda or auto.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
+}
+
+pub fn bench(a: BenchFinetuneArgs) -> CmdResult {
+    let r = panderm_tools::finetune::bench::bench(&panderm_tools::finetune::bench::BenchOptions {
+        init: a.init,
+        classes: a.nb_classes,
+        batch_size: a.batch_size,
+        steps: a.steps,
+        device: a.device,
+    })?;
+    println!("{}", serde_json::to_string(&r)?);
+    Ok(())
+}

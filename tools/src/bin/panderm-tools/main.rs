@@ -50,6 +50,9 @@ enum Command {
     /// Fine-tune PanDerm with its recipe (AdamW, layer decay, warmup + cosine, Mixup/CutMix) on the CPU or a GPU.
     #[cfg(feature = "train")]
     Finetune(finetune_cmd::FinetuneArgs),
+    /// Fine-tuning engine throughput (train and forward images/s) on synthetic batches.
+    #[cfg(feature = "train")]
+    BenchFinetune(finetune_cmd::BenchFinetuneArgs),
     /// Evaluate a bundle or a classifier ONNX on a CSV split with PanDerm's fine-tuning metrics
     /// (optionally with its test-time augmentation); writes {split}.csv and metrics.json.
     Evaluate(evaluate_cmd::EvaluateArgs),
@@ -91,6 +94,8 @@ fn main() -> ExitCode {
         Command::BenchExtract(args) => extract_cmd::bench_extract(args),
         #[cfg(feature = "train")]
         Command::Finetune(args) => finetune_cmd::run(args),
+        #[cfg(feature = "train")]
+        Command::BenchFinetune(args) => finetune_cmd::bench(args),
         Command::Evaluate(args) => evaluate_cmd::run(args),
         Command::Probe(args) => probe_cmd::probe(args),
         Command::ExportHead(args) => probe_cmd::export_head(args),
