@@ -25,9 +25,11 @@
 //! * [`package`]: assemble a verifiable bundle from a backbone and heads, and sign it
 //!   ([`package::sign`]);
 //! * [`synth`]: random-weight checkpoints in PanDerm's exact layouts and synthetic images, for
-//!   tests and benchmarks without downloading PanDerm's weights.
-//!
-//! Fine-tuning, when it comes, is a stage of its own between `extract` and `package`.
+//!   tests and benchmarks without downloading PanDerm's weights;
+//! * [`finetune`] (feature `train`, on by default): PanDerm's fine-tuning recipe on burn, on the
+//!   CPU or a CUDA GPU (`cuda`), writing PanDerm's fine-tuned checkpoint layout for `convert`;
+//! * [`evaluate`]: a bundle or classifier over a labelled split with PanDerm's fine-tuning metrics
+//!   and test-time augmentation.
 //!
 //! [`error`] holds the crate's error type, [`Error`], into which every stage's error converts.
 
