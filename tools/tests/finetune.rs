@@ -314,6 +314,27 @@ fn finetune_refuses_bad_input_before_training() {
     let mut resume = fixture_args(&dir.join("nothing"));
     resume.push("--resume".into());
     assert!(run_err(&resume).contains("holds no run to resume"));
+    // Without a GPU (CI), --device cuda is one clear line, not a panic; with one, it runs.
+    let tiny = s(&fixture("panderm_tiny_ft.pth"));
+    let cuda = [
+        "bench-finetune",
+        "--init",
+        &tiny,
+        "--nb-classes",
+        "3",
+        "--batch-size",
+        "2",
+        "--steps",
+        "1",
+        "--device",
+        "cuda",
+    ];
+    let o = tools(&cuda);
+    if !o.status.success() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("no usable CUDA device") || err.contains("built without CUDA"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
     let mut amp = fixture_args(&dir.join("amp"));
     amp.push("--amp".into());
     assert!(run_err(&amp).contains("--amp"));

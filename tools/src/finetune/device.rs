@@ -59,24 +59,44 @@ fn cuda() -> Result<Resolved> {
 
 #[cfg(feature = "cuda")]
 fn cuda() -> Result<Resolved> {
+    use std::sync::{Arc, Mutex};
+
     use burn::tensor::Tensor;
     type B = burn::backend::Cuda<f32>;
-    // CubeCL panics (inside cudarc's loader) when libcuda or a device is missing.
+    // CubeCL panics when libcuda or a device is missing — first in its device thread (cudarc's
+    // loader, with the useful message), then in the caller (a closed channel). Catch the
+    // caller's panic and report the first message, with the default hook silenced meanwhile so
+    // no backtrace reaches the user.
+    let messages: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = Arc::clone(&messages);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown error".into());
+        if let Ok(mut m) = sink.lock() {
+            m.push(msg);
+        }
+    }));
     let probe = std::panic::catch_unwind(|| {
         let device = burn::backend::cuda::CudaDevice::default();
         let t = Tensor::<B, 1>::from_floats([1.0, 2.0], &device);
         t.sum().into_scalar()
     });
+    std::panic::set_hook(previous);
     match probe {
         Ok(3.0) => Ok(Resolved::Cuda),
         Ok(v) => Err(Error::Cuda(format!("the CUDA device gave a wrong result for a test sum ({v} instead of 3)"))),
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown error".into());
-            Err(Error::Cuda(format!("no usable CUDA device: {msg}")))
+        Err(_) => {
+            let first = messages.lock().ok().and_then(|m| m.first().cloned()).unwrap_or_else(|| "unknown error".into());
+            // cudarc lists every library name it tried; the first sentence says what happened.
+            let short: String = first.split(" - ").next().unwrap_or(&first).chars().take(300).collect();
+            Err(Error::Cuda(format!(
+                "no usable CUDA device: {short} (is the NVIDIA driver installed and libcuda.so.1 on the library path?)"
+            )))
         }
     }
 }
