@@ -36,6 +36,12 @@ fn prefix(level: Level) -> &'static str {
     }
 }
 
+/// [`check_filter`] as a clap value parser for both binaries' `--log-level`: the value itself when
+/// it is valid.
+pub fn parse_filter(spec: &str) -> std::result::Result<String, String> {
+    check_filter(spec).map(|()| spec.to_owned())
+}
+
 /// Checks a `--log-level` value: `off`, `error`, `warn`, `info`, `debug`, `trace`, or
 /// comma-separated `module=level` directives with at most one bare level (`RUST_LOG` syntax,
 /// stricter: a bare word must be a level). [`init_cli`] applies it.

@@ -279,6 +279,15 @@ fn remainder_one(a: f32) -> f32 {
     if m != 0.0 && m < 0.0 { m + 1.0 } else { m }
 }
 
+/// One pixel of [`adjust_hue`]: `rgb` in [0, 1] with its hue rotated by `factor` of the circle
+/// (torchvision's float32 RGB → HSV → RGB). Also the training augmentation's hue jitter
+/// (`panderm-tools finetune`), on 8-bit pixels scaled to [0, 1].
+pub fn hue_shifted(rgb: [f32; 3], factor: f32) -> [f32; 3] {
+    let (h, s, v) = rgb_to_hsv(rgb[0], rgb[1], rgb[2]);
+    let (r, g, b) = hsv_to_rgb(remainder_one(h + factor), s, v);
+    [r, g, b]
+}
+
 /// `adjust_hue(factor)` (`factor` in [−0.5, 0.5]): RGB → HSV, `h = (h + factor) mod 1`,
 /// HSV → RGB, in float32 with torchvision's formulas. A factor of 0 returns the image up to
 /// float32 rounding of the round trip.
@@ -286,8 +295,7 @@ pub fn adjust_hue(t: &ImageTensor, factor: f32) -> ImageTensor {
     let plane = t.width * t.height;
     let mut data = t.data.clone();
     for i in 0..plane {
-        let (h, s, v) = rgb_to_hsv(t.data[i], t.data[plane + i], t.data[2 * plane + i]);
-        let (r, g, b) = hsv_to_rgb(remainder_one(h + factor), s, v);
+        let [r, g, b] = hue_shifted([t.data[i], t.data[plane + i], t.data[2 * plane + i]], factor);
         data[i] = r;
         data[plane + i] = g;
         data[2 * plane + i] = b;

@@ -29,14 +29,10 @@ struct Cli {
     /// Library messages shown on stderr: off, error, warn, info, debug, trace, or `module=level`
     /// filters (`panderm_edge::classify=debug,warn`). Default: $RUST_LOG when set, else warnings
     /// from panderm itself and errors from its dependencies.
-    #[arg(long, global = true, value_name = "LEVEL", value_parser = log_level)]
+    #[arg(long, global = true, value_name = "LEVEL", value_parser = panderm_edge::logging::parse_filter)]
     log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
-}
-
-fn log_level(s: &str) -> Result<String, String> {
-    panderm_edge::logging::check_filter(s).map(|()| s.to_owned())
 }
 
 #[derive(Subcommand)]

@@ -12,6 +12,7 @@
 //! match PyTorch's generator.
 
 use image::{Rgb, RgbImage, imageops};
+use panderm_edge::preprocess::augment::hue_shifted;
 use panderm_edge::preprocess::{
     ImageTensor, PreprocessConfig, resize_bilinear_pillow, resize_shorter_side, to_normalized_chw,
 };
@@ -115,38 +116,12 @@ pub fn rotate_nearest(img: &RgbImage, degrees: f64) -> RgbImage {
     })
 }
 
-/// Shifts every pixel's hue by `shift` of the circle (torchvision's `adjust_hue`: HSV, hue
-/// rotated, saturation and value kept).
+/// Shifts every pixel's hue by `shift` of the circle (torchvision's `adjust_hue` formulas,
+/// [`hue_shifted`], on the 8-bit pixels scaled to [0, 1] and rounded back).
 pub fn shift_hue(img: &mut RgbImage, shift: f64) {
     for px in img.pixels_mut() {
-        let [r, g, b] = px.0.map(|v| f64::from(v) / 255.0);
-        let max = r.max(g).max(b);
-        let min = r.min(g).min(b);
-        let delta = max - min;
-        if delta == 0.0 {
-            continue; // grey: no hue
-        }
-        let h = if max == r {
-            ((g - b) / delta).rem_euclid(6.0)
-        } else if max == g {
-            (b - r) / delta + 2.0
-        } else {
-            (r - g) / delta + 4.0
-        } / 6.0;
-        let h = (h + shift).rem_euclid(1.0) * 6.0;
-        let (v, s) = (max, delta / max);
-        let i = h.floor();
-        let f = h - i;
-        let (p, q, t) = (v * (1.0 - s), v * (1.0 - s * f), v * (1.0 - s * (1.0 - f)));
-        let (r, g, b) = match i as u32 % 6 {
-            0 => (v, t, p),
-            1 => (q, v, p),
-            2 => (p, v, t),
-            3 => (p, q, v),
-            4 => (t, p, v),
-            _ => (v, p, q),
-        };
-        px.0 = [r, g, b].map(|x| (x * 255.0).round().clamp(0.0, 255.0) as u8);
+        let shifted = hue_shifted(px.0.map(|v| f32::from(v) / 255.0), shift as f32);
+        px.0 = shifted.map(|x| (x * 255.0).round().clamp(0.0, 255.0) as u8);
     }
 }
 

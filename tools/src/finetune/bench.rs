@@ -18,6 +18,7 @@ use super::device::{self, DeviceChoice, Resolved};
 use super::loss::{soft_target_cross_entropy, soft_targets};
 use super::model::forward;
 use super::optim::{AdamW, AdamWConfig, Group};
+use super::train::backward_and_step;
 use super::weights::StateDict;
 use crate::error::{Error, Result};
 
@@ -86,19 +87,7 @@ fn run<B: AutodiffBackend>(o: &BenchOptions, device: &B::Device, resolved: Resol
 
     let mut step = |params: &mut super::model::Params<B>| -> f64 {
         let loss = soft_target_cross_entropy(forward(params, batch(), None), &targets);
-        let grads = loss.backward();
-        let g = params.entries.iter().map(|p| if p.trainable { p.value.grad(&grads) } else { None }).collect();
-        let values = params.entries.iter().map(|p| p.value.clone().inner()).collect();
-        let updated = opt.step(1e-5, values, g);
-        let values = updated
-            .into_iter()
-            .zip(&params.entries)
-            .map(|(v, p)| {
-                let v = Tensor::<B, 1>::from_inner(v);
-                if p.trainable { v.require_grad() } else { v }
-            })
-            .collect();
-        *params = params.with_values(values);
+        *params = backward_and_step(params, &loss, &mut opt, 1e-5);
         // Reading the loss waits for the device.
         loss.into_scalar().elem::<f64>()
     };

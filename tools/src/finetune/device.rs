@@ -71,14 +71,8 @@ fn cuda() -> Result<Resolved> {
     let sink = Arc::clone(&messages);
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let payload = info.payload();
-        let msg = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown error".into());
         if let Ok(mut m) = sink.lock() {
-            m.push(msg);
+            m.push(panderm_edge::error::panic_message(info.payload()));
         }
     }));
     let probe = std::panic::catch_unwind(|| {

@@ -105,11 +105,7 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneReport> {
         ),
     });
     std::panic::catch_unwind(run).unwrap_or_else(|panic| {
-        let msg = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown panic".into());
+        let msg = panderm_edge::error::panic_message(panic.as_ref());
         let lower = msg.to_lowercase();
         if lower.contains("out of memory") || lower.contains("outofmemory") || lower.contains("out_of_memory") {
             Err(Error::Cuda(format!(
@@ -349,20 +345,7 @@ fn run<B: AutodiffBackend>(o: &FinetuneOptions, device: &B::Device, resolved: Re
                     "the loss is {loss_value} at step {it} (epoch {epoch}); stopping, as PanDerm does. Lower --lr or check the data"
                 )));
             }
-            let grads = loss.backward();
-            let grads: Vec<_> =
-                params.entries.iter().map(|p| if p.trainable { p.value.grad(&grads) } else { None }).collect();
-            let values = params.entries.iter().map(|p| p.value.clone().inner()).collect();
-            let updated = opt.step(lr, values, grads);
-            let values = updated
-                .into_iter()
-                .zip(&params.entries)
-                .map(|(v, p)| {
-                    let v = Tensor::<B, 1>::from_inner(v);
-                    if p.trainable { v.require_grad() } else { v }
-                })
-                .collect();
-            params = params.with_values(values);
+            params = backward_and_step(&params, &loss, &mut opt, lr);
             writeln!(log, "{}", serde_json::to_string(&StepLog { step: it, epoch, lr, loss: loss_value })?)
                 .map_err(|e| Error::io(out.join("log.jsonl"), e))?;
             trained_images += n;
@@ -440,6 +423,29 @@ fn run<B: AutodiffBackend>(o: &FinetuneOptions, device: &B::Device, resolved: Re
     let path = out.join("metrics.json");
     panderm_edge::fsutil::write_atomically(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
     Ok(report)
+}
+
+/// Back-propagates `loss` and takes one AdamW step at schedule learning rate `lr`: the new
+/// weights, trainable ones again requiring a gradient (shared by the loop and `bench-finetune`).
+pub(super) fn backward_and_step<B: AutodiffBackend>(
+    params: &Params<B>,
+    loss: &Tensor<B, 1>,
+    opt: &mut AdamW<B::InnerBackend>,
+    lr: f64,
+) -> Params<B> {
+    let grads = loss.backward();
+    let grads = params.entries.iter().map(|p| if p.trainable { p.value.grad(&grads) } else { None }).collect();
+    let values = params.entries.iter().map(|p| p.value.clone().inner()).collect();
+    let values = opt
+        .step(lr, values, grads)
+        .into_iter()
+        .zip(&params.entries)
+        .map(|(v, p)| {
+            let v = Tensor::<B, 1>::from_inner(v);
+            if p.trainable { v.require_grad() } else { v }
+        })
+        .collect();
+    params.with_values(values)
 }
 
 fn empty_metrics() -> FtMetrics {

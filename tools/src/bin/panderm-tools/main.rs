@@ -27,14 +27,10 @@ struct Cli {
     /// Messages shown on stderr: off, error, warn, info, debug, trace, or `module=level` filters.
     /// Default: $RUST_LOG when set, else the tools' notes and timings, the runtime's warnings and
     /// dependencies' errors.
-    #[arg(long, global = true, value_name = "LEVEL", value_parser = log_level)]
+    #[arg(long, global = true, value_name = "LEVEL", value_parser = panderm_edge::logging::parse_filter)]
     log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
-}
-
-fn log_level(s: &str) -> Result<String, String> {
-    panderm_edge::logging::check_filter(s).map(|()| s.to_owned())
 }
 
 #[derive(Subcommand)]
