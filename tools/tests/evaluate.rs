@@ -22,33 +22,11 @@ fn ft_onnx() -> PathBuf {
     root().join("models/tiny/panderm_tiny_ft.onnx")
 }
 
-fn s(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
-}
-
 /// 24 synthetic images with `multiclass.csv` (labels 0..3) and `binary.csv`.
 fn images(dir: &Path) -> PathBuf {
     let imgs = dir.join("imgs");
     synth_images(&imgs, 24);
     imgs
-}
-
-/// `bundle --backbone ONNX` as a 3-class classifier bundle.
-fn classifier_bundle(onnx: &Path, out: &Path) {
-    let o = tools(&[
-        "bundle",
-        "--backbone",
-        &s(onnx),
-        "--task-name",
-        "toy3",
-        "--labels",
-        "toy3=a,b,c",
-        "--name",
-        "ft",
-        "-o",
-        &s(out),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 /// Runs `evaluate` with `args` + `--output-dir out`; panics on failure.
@@ -114,7 +92,7 @@ fn evaluate_is_the_device_runtime_with_panderm_metrics() {
     let imgs = images(&dir);
     let csv = imgs.join("multiclass.csv");
     let bundle = dir.join("bundle");
-    classifier_bundle(&ft_onnx(), &bundle);
+    classifier_bundle(&ft_onnx(), &bundle, "ft");
     let by_model = evaluate(&["--model", &s(&ft_onnx()), "--csv", &s(&csv), "--root", &s(&imgs)], &dir.join("m"));
     let by_bundle = evaluate(&["--bundle", &s(&bundle), "--csv", &s(&csv), "--root", &s(&imgs)], &dir.join("b"));
     // The ONNX on PanDerm's eval transform and the bundle (NNEF backbone) agree to the digit.
@@ -158,7 +136,7 @@ fn tta_is_seeded_and_shared_with_classify() {
     let imgs = images(&dir);
     let csv = imgs.join("multiclass.csv");
     let bundle = dir.join("bundle");
-    classifier_bundle(&ft_onnx(), &bundle);
+    classifier_bundle(&ft_onnx(), &bundle, "ft");
     let common = ["--csv", &s(&csv), "--root", &s(&imgs)];
     let run = |source: &[&str], tta: &[&str], out: &str| {
         let mut args: Vec<&str> = source.to_vec();
@@ -213,8 +191,8 @@ fn fp32_and_int8_bundles_side_by_side() {
     let o = tools(&["quantize", &s(&ft_onnx()), "-o", &s(&int8), "--images", "4"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (b32, b8) = (dir.join("b32"), dir.join("b8"));
-    classifier_bundle(&ft_onnx(), &b32);
-    classifier_bundle(&int8, &b8);
+    classifier_bundle(&ft_onnx(), &b32, "ft");
+    classifier_bundle(&int8, &b8, "ft");
     let data = ["--csv", &s(&imgs.join("multiclass.csv")), "--root", &s(&imgs)];
     let fp32 = evaluate(&[&["--bundle", &s(&b32)][..], &data].concat(), &dir.join("e32"));
     let q = evaluate(&[&["--bundle", &s(&b8)][..], &data].concat(), &dir.join("e8"));

@@ -14,10 +14,6 @@ fn ft_dir() -> PathBuf {
     fixture("ft_steps")
 }
 
-fn s(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
-}
-
 /// The fixture's configuration as command-line flags (`expected.json` "config").
 fn fixture_args(out: &Path) -> Vec<String> {
     let init = fixture("panderm_tiny_ft.pth");
@@ -114,20 +110,7 @@ fn bundle_of(ckpt: &Path, dir: &Path, name: &str) -> PathBuf {
     let onnx = dir.join(format!("{name}.onnx"));
     run_ok(&["convert".into(), s(ckpt), "-o".into(), s(&onnx)]);
     let bundle = dir.join(name);
-    let args = [
-        "bundle",
-        "--backbone",
-        &s(&onnx),
-        "--task-name",
-        "toy3",
-        "--labels",
-        "toy3=a,b,c",
-        "--name",
-        name,
-        "-o",
-        &s(&bundle),
-    ];
-    run_ok(&args.map(String::from));
+    classifier_bundle(&onnx, &bundle, name);
     bundle
 }
 

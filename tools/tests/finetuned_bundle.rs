@@ -20,19 +20,7 @@ fn fine_tuned_bundle_classifies_like_pytorch() {
         &onnx.to_string_lossy(),
     ]);
     let bundle = dir.join("bundle");
-    tools(&[
-        "bundle",
-        "--backbone",
-        &onnx.to_string_lossy(),
-        "--task-name",
-        "toy3",
-        "--labels",
-        "toy3=a,b,c",
-        "--name",
-        "ft",
-        "-o",
-        &bundle.to_string_lossy(),
-    ]);
+    classifier_bundle(&onnx, &bundle, "ft");
     let manifest = std::fs::read_to_string(bundle.join("manifest.toml")).unwrap();
     assert!(manifest.contains("kind = \"classifier\"") && manifest.contains("output = \"logits\""), "{manifest}");
     let img = root().join("tests/fixtures/images/synthetic_224.png");

@@ -21,10 +21,6 @@ fn ok(o: &Output, what: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn s(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
-}
-
 fn photo() -> String {
     s(&fixture("images/clinical_forearm_iphone14.jpg"))
 }

@@ -43,3 +43,28 @@ pub fn synth_images(dir: &Path, count: usize) {
     let o = tools(&["synth-images", "--count", &count, "--width", "40", "--height", "30", "-o", &dir]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// A path as a command-line argument.
+pub fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// `bundle --backbone ONNX --name NAME` as a 3-class (`toy3` = a, b, c) classifier bundle in `out`;
+/// panics if `bundle` fails.
+pub fn classifier_bundle(onnx: &Path, out: &Path, name: &str) {
+    let args = [
+        "bundle",
+        "--backbone",
+        &s(onnx),
+        "--task-name",
+        "toy3",
+        "--labels",
+        "toy3=a,b,c",
+        "--name",
+        name,
+        "-o",
+        &s(out),
+    ];
+    let o = tools(&args);
+    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
