@@ -322,3 +322,46 @@ fn finetune_refuses_bad_input_before_training() {
     amp.push("--amp".into());
     assert!(run_err(&amp).contains("--amp"));
 }
+
+#[test]
+fn poisoned_weights_and_damaged_run_state_are_refused() {
+    use panderm_tools::finetune::state::save_model;
+    use panderm_tools::finetune::weights::StateDict;
+    use panderm_tools::pth_writer::PyValue;
+
+    let dir = temp_dir("finetune-poison");
+    // A NaN in one weight of the starting checkpoint: the first loss is NaN, the run stops
+    // before any step and leaves no checkpoint to convert.
+    let (mut sd, _) = StateDict::from_checkpoint(&fixture("panderm_tiny_ft.pth"), 3, 0).unwrap();
+    sd.tensors.iter_mut().find(|t| t.name == "blocks.1.mlp.fc2.weight").unwrap().data[7] = f32::NAN;
+    save_model(&dir, "nan.pth", &sd, PyValue::Str("best".into()), vec![]).unwrap();
+    let mut args = fixture_args(&dir.join("nan-run"));
+    let i = args.iter().position(|a| a == "--init").unwrap();
+    args[i + 1] = s(&dir.join("nan.pth"));
+    let err = run_err(&args);
+    assert!(err.contains("the loss is NaN at step 0"), "{err}");
+    assert!(!dir.join("nan-run/checkpoint-best.pth").exists() && !dir.join("nan-run/checkpoint-last.pth").exists());
+
+    // A run stopped after one epoch, then its optimizer state truncated or its resume record
+    // garbled: --resume refuses with the file named, and changes nothing.
+    let out = dir.join("run");
+    let mut first = fixture_args(&out);
+    first.extend(["--stop-after", "1"].map(String::from));
+    run_ok(&first);
+    let mut resume = fixture_args(&out);
+    resume.push("--resume".into());
+    let optimizer = out.join("optimizer-last.npy");
+    let bytes = std::fs::read(&optimizer).unwrap();
+    std::fs::write(&optimizer, &bytes[..bytes.len() / 2]).unwrap();
+    let err = run_err(&resume);
+    assert!(err.contains("optimizer-last.npy"), "{err}");
+    std::fs::write(&optimizer, &bytes).unwrap();
+    let record = std::fs::read(out.join("resume.json")).unwrap();
+    std::fs::write(out.join("resume.json"), b"{\"epochs_done\": ").unwrap();
+    let err = run_err(&resume);
+    assert!(err.contains("resume.json") && err.contains("not a resume record"), "{err}");
+    std::fs::write(out.join("resume.json"), &record).unwrap();
+    // Intact again: the resumed run finishes the remaining 3 epochs.
+    run_ok(&resume);
+    assert_eq!(std::fs::read_to_string(out.join("log.jsonl")).unwrap().lines().count(), 4);
+}
