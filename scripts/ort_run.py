@@ -2,7 +2,7 @@
 """Run an ONNX model with ONNX Runtime (CPU) on a float32 .npy input; write each output as .npy.
 
 Used by the test suite as an independent second engine for exported PanDerm graphs:
-    ort_run.py MODEL.onnx INPUT.npy OUTDIR
+    ort_run.py MODEL.onnx INPUT.npy OUTDIR [--literal]
 writes OUTDIR/<output name>.npy for every model output. Exit code 3 if onnxruntime is missing.
 """
 import os
@@ -17,12 +17,17 @@ except ImportError as e:  # pragma: no cover - reported to the Rust test
 
 
 def main() -> None:
-    model, inp, outdir = sys.argv[1:4]
+    args = sys.argv[1:]
+    literal = "--literal" in args
+    model, inp, outdir = [a for a in args if a != "--literal"][:3]
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     # Full graph optimizations, as a deployment would use; the comparison tolerance covers
-    # the different accumulation order.
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # the different accumulation order. --literal turns them off: every node is evaluated as
+    # written (a quantized QDQ graph by its definition, not by ORT's fused integer kernels).
+    so.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_DISABLE_ALL if literal else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    )
     sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     x = np.load(inp).astype(np.float32)
     name = sess.get_inputs()[0].name

@@ -9,4 +9,4 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # pip is quick when everything is already satisfied.
 .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-reference.txt
-.venv/bin/python -c "import numpy, onnxruntime; print('reference env: numpy', numpy.__version__, '/ onnxruntime', onnxruntime.__version__)"
+.venv/bin/python -c "import numpy, onnx, onnxruntime; print('reference env: numpy', numpy.__version__, '/ onnxruntime', onnxruntime.__version__, '/ onnx', onnx.__version__)"

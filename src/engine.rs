@@ -391,9 +391,15 @@ pub fn load_decluttered_bytes(bytes: &[u8], path: &Path, options: &ModelOptions)
     // Declared output shapes use the symbolic batch `N`; we pin the batch, so they are
     // ignored (tract re-infers them).
     let onnx = tract_onnx::onnx().with_ignore_output_shapes(true).with_ignore_value_info(true);
-    let proto =
+    let mut proto =
         guard(path, "not a valid ONNX file (truncated or corrupt?)", || onnx.proto_model_for_read(&mut &bytes[..]))?;
     check_onnx_graph(&proto).map_err(|e| load_err(path, "refused ONNX graph", e))?;
+    // ONNX Runtime's quantized forms (QDQ, QOperator) rewritten into what tract runs right.
+    let rewritten =
+        crate::onnx_quant::import(&mut proto).map_err(|e| load_err(path, "unsupported quantized model", e))?;
+    if rewritten.changed() {
+        log::info!("{}: quantized graph imported: {rewritten}", path.display());
+    }
     let mut model = guard(path, "cannot parse ONNX graph", || onnx.model_for_proto_model(&proto))?;
     drop(proto);
 
@@ -443,8 +449,34 @@ pub fn load_decluttered_bytes(bytes: &[u8], path: &Path, options: &ModelOptions)
             Some((key.to_owned(), v.try_as_plain_ram().ok()?.to_scalar::<String>().ok()?.clone()))
         })
         .collect();
-    let typed = guard(path, "cannot analyse the model", || model.into_typed().and_then(|m| m.into_decluttered()))?;
+    let typed = guard(path, "cannot analyse the model", || model.into_typed())?;
+    let softmaxes = count_softmax(&typed);
+    let typed = guard(path, "cannot analyse the model", || typed.into_decluttered())?;
+    check_softmax_kept(softmaxes, &typed).map_err(|e| load_err(path, "unsupported quantized model", e))?;
     Ok((typed, ModelInfo { input_name, sample_shape, output_names, metadata }))
+}
+
+fn count_softmax(model: &TypedModel) -> usize {
+    model.nodes().iter().filter(|n| n.op_is::<tract_onnx::tract_core::ops::nn::Softmax>()).count()
+}
+
+/// tract 0.23.9 folds a `DequantizeLinear → … → QuantizeLinear` chain it believes element-wise
+/// into a per-element lookup table, and `Softmax` passes its test although it is not element-wise:
+/// the folded softmax is 1.0 everywhere, silently (docs/quantization.md, "Root cause").
+/// [`crate::onnx_quant`] rewrites the shapes ONNX Runtime writes; this catches every other one
+/// (e.g. an element-wise op between the Softmax and its `QuantizeLinear`): a Softmax that
+/// simplification removed is refused rather than run wrong.
+fn check_softmax_kept(before: usize, model: &TypedModel) -> std::result::Result<(), String> {
+    let after = count_softmax(model);
+    if after < before {
+        return Err(format!(
+            "{} of {before} Softmax operator(s) were folded into a lookup table by tract's quantization \
+             simplification, which computes them wrongly; quantize the model in ONNX Runtime's QDQ \
+             format (QuantizeLinear directly after Softmax) or with `panderm-tools quantize`",
+            before - after
+        ));
+    }
+    Ok(())
 }
 
 /// ONNX tensor data types whose `raw_data` tract 0.23.9 can load (float, uint8, int8, uint16,

@@ -6,6 +6,8 @@
 //! * [`preprocess`]: PanDerm's exact eval transform (decode, Pillow bilinear resize to 256,
 //!   centre crop 224, normalize with PanDerm's constants).
 //! * [`engine`]: load an ONNX model into an optimized tract plan and run it.
+//! * [`onnx_quant`]: ONNX Runtime's quantized forms (QDQ, QOperator) rewritten at load so that
+//!   tract computes what their definition says, on its integer GEMM.
 //! * [`error`]: the typed error ([`Error`] with an [`ErrorKind`]).
 //! * [`classify`]: a verified bundle on images or camera [`frame`]s (RGB8, RGBA8, BGR8, BGRA8,
 //!   NV12, any stride): quality gate, backbone once, every head, abstention.
@@ -39,6 +41,7 @@ pub mod logging;
 pub mod manifest_range;
 pub mod nnef;
 pub mod npy;
+pub mod onnx_quant;
 pub mod preprocess;
 pub mod quality;
 pub mod run_report;

@@ -34,14 +34,46 @@ pub fn python() -> String {
 /// output named `output`. `None` means "skip": onnxruntime is unavailable and
 /// `PANDERM_REQUIRE_ORT` is not set. Scratch files go to `dir`.
 pub fn ort_run(model: &Path, shape: &[usize], data: &[f32], dir: &Path, output: &str) -> Option<NpyF32> {
+    ort_run_as(model, shape, data, dir, output, false)
+}
+
+/// [`ort_run`] with ONNX Runtime's graph optimizations off when `literal`: every node evaluated
+/// as written (a QDQ graph by its definition rather than by ORT's fused integer kernels).
+pub fn ort_run_as(
+    model: &Path,
+    shape: &[usize],
+    data: &[f32],
+    dir: &Path,
+    output: &str,
+    literal: bool,
+) -> Option<NpyF32> {
     let stem = model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let input = dir.join(format!("ort_input_{stem}.npy"));
     npy::write_f32(&input, shape, data).expect("write ORT input");
-    let out_dir = dir.join(format!("ort_{stem}"));
-    let spawned = Command::new(python())
-        .arg(workspace_root().join("scripts/ort_run.py"))
-        .args([model, &input, &out_dir])
-        .output();
+    let out_dir = dir.join(format!("ort_{stem}{}", if literal { "_literal" } else { "" }));
+    let mut args: Vec<&std::ffi::OsStr> = vec![model.as_os_str(), input.as_os_str(), out_dir.as_os_str()];
+    if literal {
+        args.push("--literal".as_ref());
+    }
+    let o = run_script("ort_run.py", &args)?;
+    assert!(o.status.success(), "ort_run.py {}: {}", model.display(), String::from_utf8_lossy(&o.stderr));
+    Some(npy::read_f32(&out_dir.join(format!("{output}.npy"))).expect("ORT output"))
+}
+
+/// Writes ONNX Runtime's quantized `form` of `model` to `out` with `scripts/ort_quantize.py`
+/// (`onnxruntime.quantization`, calibrated on `calib`, [N, …] model inputs). `None` = skip, as
+/// for [`ort_run`].
+pub fn ort_quantize(form: &str, model: &Path, calib: &Path, out: &Path) -> Option<()> {
+    let args: Vec<&std::ffi::OsStr> = vec![form.as_ref(), model.as_os_str(), calib.as_os_str(), out.as_os_str()];
+    let o = run_script("ort_quantize.py", &args)?;
+    assert!(o.status.success(), "ort_quantize.py {form}: {}", String::from_utf8_lossy(&o.stderr));
+    Some(())
+}
+
+/// Runs a script of `scripts/` with the reference Python; `None` when the reference engine is
+/// unavailable (exit code 3, or no Python) and `PANDERM_REQUIRE_ORT` is not set.
+fn run_script(script: &str, args: &[&std::ffi::OsStr]) -> Option<std::process::Output> {
+    let spawned = Command::new(python()).arg(workspace_root().join("scripts").join(script)).args(args).output();
     let unavailable = match &spawned {
         Err(e) => Some(format!("cannot run {}: {e}", python())),
         Ok(o) if o.status.code() == Some(3) => Some(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
@@ -55,7 +87,5 @@ pub fn ort_run(model: &Path, shape: &[usize], data: &[f32], dir: &Path, output: 
         eprintln!("SKIPPED: onnxruntime not available ({why}); run scripts/setup-python.sh or set PANDERM_PYTHON");
         return None;
     }
-    let o = spawned.expect("checked above");
-    assert!(o.status.success(), "ort_run.py {}: {}", model.display(), String::from_utf8_lossy(&o.stderr));
-    Some(npy::read_f32(&out_dir.join(format!("{output}.npy"))).expect("ORT output"))
+    Some(spawned.expect("checked above"))
 }
