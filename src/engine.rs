@@ -116,7 +116,12 @@ impl Model {
     pub fn load_bytes(bytes: &[u8], path: &Path, options: &ModelOptions) -> Result<Model> {
         let (typed, info) = load_decluttered_bytes(bytes, path, options)?;
         let plan = guard(path, "cannot optimize the model for this CPU", || {
-            typed.into_optimized().and_then(|m| m.into_runnable())
+            let mut optimized = typed.into_optimized()?;
+            let installed = crate::ops::install(&mut optimized)?;
+            if installed.quantizers > 0 {
+                log::debug!("{}: {} activation quantizer(s) on our SIMD kernel", path.display(), installed.quantizers);
+            }
+            optimized.into_runnable()
         })?;
         if info.output_names.is_empty() {
             return Err(load_err(path, "unsupported model", "it has no output"));

@@ -6,6 +6,7 @@
 //! * [`preprocess`]: PanDerm's exact eval transform (decode, Pillow bilinear resize to 256,
 //!   centre crop 224, normalize with PanDerm's constants).
 //! * [`engine`]: load an ONNX model into an optimized tract plan and run it.
+//! * [`ops`]: our own tract operators (a SIMD activation quantizer) swapped into optimized plans.
 //! * [`onnx_quant`]: ONNX Runtime's quantized forms (QDQ, QOperator) rewritten at load so that
 //!   tract computes what their definition says, on its integer GEMM.
 //! * [`error`]: the typed error ([`Error`] with an [`ErrorKind`]).
@@ -42,6 +43,7 @@ pub mod manifest_range;
 pub mod nnef;
 pub mod npy;
 pub mod onnx_quant;
+pub mod ops;
 pub mod preprocess;
 pub mod quality;
 pub mod run_report;

@@ -88,3 +88,30 @@ fn provenance_metadata_is_readable() {
     assert_eq!(m.get("panderm.num_classes").map(String::as_str), Some("3"));
     assert_eq!(m.get("panderm.source_sha256").map(String::len), Some(64));
 }
+
+/// Our SIMD activation quantizer (src/ops, swapped in for tract's scalar `QuantizeLinearU8` at
+/// load) computes the int8 demo backbone's plan bit for bit like tract's own op: the same codes
+/// reach the integer GEMMs. (The kernel itself is checked value by value in
+/// `ops::quantize_kernel`'s unit test, including ties, NaN and saturation.)
+#[test]
+fn simd_activation_quantizer_equals_tracts_own() {
+    use tract_onnx::prelude::*;
+    let path = root().join("models/demo-int8/backbone.onnx");
+    let (typed, _) = panderm_edge::engine::load_decluttered(&path, &ModelOptions::default()).unwrap();
+    let tracts = typed.into_optimized().unwrap();
+    let mut ours = tracts.clone();
+    let installed = panderm_edge::ops::install(&mut ours).unwrap();
+    // The demo backbone (depth 2) has 4 activation quantizers per block.
+    assert_eq!(installed.quantizers, 8, "{installed:?}");
+    assert!(ours.nodes().iter().any(|n| n.op.name() == "PandermQuantizeLinear"));
+    for (name, _) in IMAGES {
+        let x = pixels(name);
+        let input = Tensor::from_shape(&[1, 3, 224, 224], &x.data).unwrap();
+        let run = |m: &TypedModel| {
+            let out = m.clone().into_runnable().unwrap().run(tvec!(input.clone().into_tvalue())).unwrap();
+            out[0].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()
+        };
+        let (a, b) = (run(&tracts), run(&ours));
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{name}: outputs differ");
+    }
+}

@@ -1,0 +1,98 @@
+//! `PandermQuantizeLinear`: tract's float → 8-bit activation quantizer (`QuantizeLinearU8` /
+//! `QuantizeLinearI8`, a scalar loop: 17 % of int8 PanDerm_Base in our static-u8 form, ~60 % in
+//! ONNX Runtime's QDQ form, docs/performance.md) replaced by the SIMD loop of
+//! [`super::quantize_kernel`]. Same codes as tract's op for every finite input (tested).
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+use tract_onnx::tract_core::ops::quant::{QuantizeLinearI8, QuantizeLinearU8};
+use tract_onnx::tract_core::{as_op, op_as_typed_op, op_out_of_plan};
+
+use super::quantize_kernel::{self, Params};
+
+/// The op: float32 in, uint8 or int8 out, same shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PandermQuantizeLinear {
+    /// Multiplier (1/scale), zero point and range.
+    pub params: Params,
+}
+
+// The scale is never NaN (tract's quantizer is built from a finite constant), so equality is total.
+impl Eq for PandermQuantizeLinear {}
+
+impl PandermQuantizeLinear {
+    /// The replacement for a node of tract's own quantizer on a float32 input, if it is one.
+    pub fn replacing(op: &dyn TypedOp, input: DatumType) -> Option<PandermQuantizeLinear> {
+        let ew = op.downcast_ref::<ElementWiseOp>()?;
+        if input != DatumType::F32 {
+            return None;
+        }
+        let params = if let Some(q) = ew.0.downcast_ref::<QuantizeLinearU8>() {
+            Params { mul: q.scale, zero_point: q.zero_point.into(), lo: 0, hi: 255 }
+        } else if let Some(q) = ew.0.downcast_ref::<QuantizeLinearI8>() {
+            Params { mul: q.scale, zero_point: q.zero_point.into(), lo: -128, hi: 127 }
+        } else {
+            return None;
+        };
+        Some(PandermQuantizeLinear { params })
+    }
+
+    fn output_type(&self) -> DatumType {
+        if self.params.lo < 0 { DatumType::I8 } else { DatumType::U8 }
+    }
+}
+
+impl Op for PandermQuantizeLinear {
+    fn name(&self) -> StaticName {
+        "PandermQuantizeLinear".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!(
+            "1/scale: {} zero_point: {} -> {:?} ({} kernel)",
+            self.params.mul,
+            self.params.zero_point,
+            self.output_type(),
+            quantize_kernel::kernel_name()
+        )])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for PandermQuantizeLinear {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = inputs[0].try_as_plain_ram()?;
+        let xs = input.as_slice::<f32>()?;
+        // SAFETY: every byte is written by `quantize` below before the tensor is read.
+        let mut output = unsafe { Tensor::uninitialized_dt(self.output_type(), inputs[0].shape())? };
+        {
+            let mut plain = output.try_as_plain_ram_mut()?;
+            let out: &mut [u8] = if self.output_type() == DatumType::U8 {
+                plain.as_slice_mut::<u8>()?
+            } else {
+                let s = plain.as_slice_mut::<i8>()?;
+                // SAFETY: i8 and u8 have the same size and alignment; the kernel writes two's
+                // complement bytes for int8.
+                unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut u8, s.len()) }
+            };
+            quantize_kernel::quantize(xs, self.params, out);
+        }
+        Ok(tvec!(output.into_tvalue()))
+    }
+}
+
+impl TypedOp for PandermQuantizeLinear {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(self.output_type().fact(inputs[0].shape.clone())))
+    }
+
+    fn axes_mapping(&self, inputs: &[&TypedFact], outputs: &[&TypedFact]) -> TractResult<AxesMapping> {
+        AxesMapping::natural(inputs, outputs)
+    }
+
+    as_op!();
+}
