@@ -118,9 +118,7 @@ impl Model {
         let plan = guard(path, "cannot optimize the model for this CPU", || {
             let mut optimized = typed.into_optimized()?;
             let installed = crate::ops::install(&mut optimized)?;
-            if installed.quantizers > 0 {
-                log::debug!("{}: {} activation quantizer(s) on our SIMD kernel", path.display(), installed.quantizers);
-            }
+            log::debug!("{}: our SIMD ops in the plan: {installed:?}", path.display());
             optimized.into_runnable()
         })?;
         if info.output_names.is_empty() {

@@ -3,6 +3,9 @@
 //! * [`quantize::PandermQuantizeLinear`]: the float → 8-bit activation quantizer with SIMD
 //!   kernels ([`quantize_kernel`]: AVX2 on x86_64, NEON on aarch64, a scalar loop elsewhere), in
 //!   place of tract's scalar `QuantizeLinearU8`/`QuantizeLinearI8`.
+//! * [`softmax::PandermSoftmax`]: float32 softmax over the last axis on a SIMD row kernel
+//!   ([`softmax_kernel`]) for rows of any length, in place of tract's `Softmax`, whose fast
+//!   kernel needs rows of a multiple of 4 (PanDerm's attention rows are 197).
 //!
 //! [`install`] runs on the optimized model, just before it becomes a plan, so nothing is
 //! serialized with these ops (NNEF bundles keep tract's own ops on disk and get ours at load).
@@ -11,6 +14,8 @@
 
 pub mod quantize;
 pub mod quantize_kernel;
+pub mod softmax;
+pub mod softmax_kernel;
 
 use tract_onnx::prelude::*;
 
@@ -19,6 +24,8 @@ use tract_onnx::prelude::*;
 pub struct Installed {
     /// Activation quantizers.
     pub quantizers: usize,
+    /// Softmaxes.
+    pub softmaxes: usize,
 }
 
 /// Whether `PANDERM_TRACT_OPS_ONLY` asks for tract's own operators only.
@@ -26,20 +33,49 @@ pub fn disabled() -> bool {
     std::env::var_os("PANDERM_TRACT_OPS_ONLY").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-/// Replaces tract's operators by ours where ours are faster, in an optimized model.
+/// Which of our operators to install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selection {
+    /// [`quantize::PandermQuantizeLinear`].
+    pub quantize: bool,
+    /// [`softmax::PandermSoftmax`].
+    pub softmax: bool,
+}
+
+impl Selection {
+    /// All of them: what the engine installs.
+    pub const ALL: Selection = Selection { quantize: true, softmax: true };
+}
+
+/// Replaces tract's operators by ours where ours are faster, in an optimized model (all of
+/// them, unless `PANDERM_TRACT_OPS_ONLY` is set).
 pub fn install(model: &mut TypedModel) -> TractResult<Installed> {
-    let mut installed = Installed::default();
     if disabled() {
-        return Ok(installed);
+        return Ok(Installed::default());
     }
+    install_only(model, Selection::ALL)
+}
+
+/// [`install`] of a chosen subset, regardless of the environment (tests compare one op at a time
+/// against tract's).
+pub fn install_only(model: &mut TypedModel, selection: Selection) -> TractResult<Installed> {
+    let mut installed = Installed::default();
     for id in model.eval_order()? {
         let node = model.node(id);
         let Some(input) = node.inputs.first() else { continue };
-        let input_dt = model.outlet_fact(*input)?.datum_type;
-        let Some(op) = quantize::PandermQuantizeLinear::replacing(node.op.as_ref(), input_dt) else { continue };
-        let patch = TypedModelPatch::replace_single_op(model, node, &node.inputs, op)?;
+        let fact = model.outlet_fact(*input)?.clone();
+        let quantizer = quantize::PandermQuantizeLinear::replacing(node.op.as_ref(), fact.datum_type);
+        let softmax = softmax::PandermSoftmax::replacing(node.op.as_ref(), &fact);
+        let patch = if let Some(op) = quantizer.filter(|_| selection.quantize) {
+            installed.quantizers += 1;
+            TypedModelPatch::replace_single_op(model, node, &node.inputs, op)?
+        } else if let Some(op) = softmax.filter(|_| selection.softmax) {
+            installed.softmaxes += 1;
+            TypedModelPatch::replace_single_op(model, node, &node.inputs, op)?
+        } else {
+            continue;
+        };
         patch.apply(model)?;
-        installed.quantizers += 1;
     }
     Ok(installed)
 }
