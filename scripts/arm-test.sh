@@ -9,6 +9,10 @@
 # Only the runtime crate (`panderm-edge`) runs on boards; the workstation tools are x86_64 only.
 # PANDERM_TEST_CC (the cross gcc) lets tests/capi.rs build the C example against the cross-built
 # library and run it under qemu, on both targets.
+#
+# QEMU_CPU picks the emulated core (defaults below; docs/arm.md maps each board profile to one).
+# PANDERM_EXPECT_DOTPROD tells tests/simd_kernels.rs whether that core must report FEAT_DotProd
+# (and so get tract's SDOT int8 kernel): set here from QEMU_CPU, unless already set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${1:?usage: scripts/arm-test.sh TARGET [cargo test args...]}
@@ -21,6 +25,12 @@ case $target in
     # qemu's default `max` CPU has SVE2 and tract would pick its SVE kernels; a Cortex-A72 (the
     # Raspberry Pi 4's core) exercises the NEON kernels every supported aarch64 board uses.
     export QEMU_CPU=${QEMU_CPU:-cortex-a72}
+    # FEAT_DotProd (SDOT/UDOT) in the HWCAP qemu-user 7.2 gives each CPU model (checked with
+    # std::arch::is_aarch64_feature_detected!: docs/arm.md).
+    case $QEMU_CPU in
+      cortex-a76 | neoverse-n1 | max) export PANDERM_EXPECT_DOTPROD=${PANDERM_EXPECT_DOTPROD:-1} ;;
+      cortex-a35 | cortex-a53 | cortex-a57 | cortex-a72 | a64fx) export PANDERM_EXPECT_DOTPROD=${PANDERM_EXPECT_DOTPROD:-0} ;;
+    esac
     # tests/capi.rs compiles examples/c/classify.c with it against the cross-built
     # libpanderm_edge.so and runs it under qemu (docs/c-api.md).
     export PANDERM_TEST_CC=${PANDERM_TEST_CC:-aarch64-linux-gnu-gcc}
@@ -31,6 +41,8 @@ case $target in
     # qemu 7.2 shows the guest the host's x86 /proc/cpuinfo, so tract cannot see NEON by itself
     # (real Cortex-A7 boards report it). tests/simd_kernels.rs fails if this is lost.
     export TRACT_CPU_ARM32_NEON=1
+    # The armv7-a7 profile's core (qemu-arm's default `any` is a `max`-like ARMv8 in AArch32).
+    export QEMU_CPU=${QEMU_CPU:-cortex-a7}
     export PANDERM_TEST_CC=${PANDERM_TEST_CC:-arm-linux-gnueabihf-gcc}
     ;;
   *)
@@ -42,7 +54,7 @@ esac
 export PANDERM_TEST_RUNNER="$qemu -L /usr/$gnu -E LD_LIBRARY_PATH=/usr/$gnu/lib"
 export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
-echo "arm-test: $target under $qemu (QEMU_CPU=${QEMU_CPU:-default}, TRACT_CPU_ARM32_NEON=${TRACT_CPU_ARM32_NEON:-unset})"
+echo "arm-test: $target under $qemu (QEMU_CPU=$QEMU_CPU, PANDERM_EXPECT_DOTPROD=${PANDERM_EXPECT_DOTPROD:-unset}, TRACT_CPU_ARM32_NEON=${TRACT_CPU_ARM32_NEON:-unset})"
 start=$(date +%s)
 cargo test --no-fail-fast -p panderm-edge --target "$target" "$@"
 echo "arm-test: $target passed in $(($(date +%s) - start)) s"

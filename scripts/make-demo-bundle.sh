@@ -1,16 +1,36 @@
 #!/usr/bin/env bash
-# Rebuilds models/demo/: a PIPELINE DEMO bundle (random-weight tiny PanDerm-layout backbone made
-# by `synth`, heads trained by `probe` on features of synthetic skin-like images). It shows the
-# whole workstation -> device path; it is not a medical model and its outputs mean nothing.
-#   scripts/make-demo-bundle.sh
+# Rebuilds models/demo/ and models/demo-int8/: PIPELINE DEMO bundles (random-weight tiny
+# PanDerm-layout backbone made by `synth`, heads trained by `probe` on features of synthetic
+# skin-like images). They show the whole workstation -> device path; they are not medical models
+# and their outputs mean nothing.
+#
+#   scripts/make-demo-bundle.sh              # both bundles
+#   scripts/make-demo-bundle.sh --int8-only  # only models/demo-int8/, leaving models/demo/ as committed
+#
+# models/demo-int8/ is models/demo/ with the backbone quantized by `panderm-tools quantize`
+# (default static-u8 scheme, calibrated on the 150 synthetic images made below): the same heads,
+# thresholds and abstention rule. Its backbone stays ONNX (tract 0.23.9 cannot write quantized
+# graphs as NNEF). Every step is deterministic; --int8-only checks that the backbone and heads it
+# rebuilds are byte-identical to the committed models/demo/ before quantizing, so the int8 bundle
+# is always the int8 form of the committed fp32 one.
+#
+# PROFILE=dev reuses the test build (same numerics: the dependencies are optimized in both).
+# BUILD=0 skips `cargo build` and uses the binaries already in target/ (e.g. from
+# `cargo build --workspace --all-features`, which a plain `-p` build would not reuse).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# PROFILE=dev reuses the test build (same numerics: the dependencies are optimized in both).
+ROOT=$PWD
+INT8_ONLY=0
+case ${1:-} in
+  "") ;;
+  --int8-only) INT8_ONLY=1 ;;
+  *) echo "usage: scripts/make-demo-bundle.sh [--int8-only]" >&2; exit 2 ;;
+esac
 PROFILE=${PROFILE:-release}
-cargo build --profile "$PROFILE" -p panderm-tools -p panderm-edge
+[ "${BUILD:-1}" = 0 ] || cargo build --profile "$PROFILE" -p panderm-tools -p panderm-edge
 DIR=$PROFILE
 [ "$PROFILE" = dev ] && DIR=debug
-T=${CARGO_TARGET_DIR:-target}/$DIR
+T=$(cd "${CARGO_TARGET_DIR:-target}/$DIR" && pwd)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 $T/panderm-tools synth --embed-dim 128 --depth 2 --layout lp --seed 2026 -o "$WORK/backbone.pth"
@@ -22,14 +42,35 @@ $T/panderm-tools probe --features "$WORK/features.npy" --csv "$WORK/images/binar
   --output-dir "$WORK/probe-binary" --labels regular,dark_irregular
 $T/panderm-tools probe --features "$WORK/features.npy" --csv "$WORK/images/multiclass.csv" \
   --output-dir "$WORK/probe-colour" --labels brown,red,pale
-rm -rf models/demo
-# ONNX backbone: tests read models/demo/backbone.onnx directly (quantize, ORT parity); NNEF bundles
-# (the `bundle` default) are exercised by tools/tests/pipeline_e2e.rs.
-$T/panderm-tools bundle --backbone "$WORK/backbone.onnx" \
-  --head "lesion_pattern=$WORK/probe-binary" --threshold lesion_pattern=0.5 \
-  --head "lesion_colour=$WORK/probe-colour" \
-  --name panderm-demo --version 0.1.0 --demo --format onnx \
-  --description "Pipeline demo: random-weight tiny PanDerm-layout backbone (D=128, depth 2) with toy heads trained on synthetic images. Not a medical model." \
-  -o models/demo
-cp "$WORK/images/synth_0149.png" models/demo/sample.png
-$T/panderm verify --bundle models/demo
+HEADS=(--head "lesion_pattern=$WORK/probe-binary" --threshold lesion_pattern=0.5
+  --head "lesion_colour=$WORK/probe-colour")
+
+if [ $INT8_ONLY = 1 ]; then
+  cmp "$WORK/backbone.onnx" models/demo/backbone.onnx ||
+    { echo "make-demo-bundle: models/demo/backbone.onnx is not what this script makes; run it without --int8-only" >&2; exit 1; }
+else
+  rm -rf models/demo
+  # ONNX backbone: tests read models/demo/backbone.onnx directly (quantize, ORT parity); NNEF bundles
+  # (the `bundle` default) are exercised by tools/tests/pipeline_e2e.rs.
+  $T/panderm-tools bundle --backbone "$WORK/backbone.onnx" "${HEADS[@]}" \
+    --name panderm-demo --version 0.1.0 --demo --format onnx \
+    --description "Pipeline demo: random-weight tiny PanDerm-layout backbone (D=128, depth 2) with toy heads trained on synthetic images. Not a medical model." \
+    -o models/demo
+  cp "$WORK/images/synth_0149.png" models/demo/sample.png
+  $T/panderm verify --bundle models/demo
+fi
+
+# Relative paths from $WORK: the int8 file records its calibration source, which must not name
+# the temporary directory (the bundle would change on every run).
+(cd "$WORK" && $T/panderm-tools quantize backbone.onnx -o backbone.int8.onnx --calibration images \
+  --bundle "$ROOT/models/demo" --quiet)
+rm -rf models/demo-int8
+$T/panderm-tools bundle --backbone "$WORK/backbone.int8.onnx" "${HEADS[@]}" \
+  --name panderm-demo-int8 --version 0.1.0 --demo --format onnx \
+  --description "Pipeline demo, int8 variant: the demo backbone (random-weight tiny PanDerm-layout, D=128, depth 2) quantized by panderm-tools quantize (static-u8), with the demo's toy heads. Not a medical model." \
+  -o models/demo-int8
+for f in heads/lesion_pattern.onnx heads/lesion_colour.onnx abstention/centroids.npy; do
+  cmp "models/demo-int8/$f" "models/demo/$f" ||
+    { echo "make-demo-bundle: models/demo-int8/$f differs from models/demo/$f" >&2; exit 1; }
+done
+$T/panderm verify --bundle models/demo-int8

@@ -134,3 +134,177 @@ fn bad_manifests_are_refused() {
     std::fs::remove_file(dir.join("heads/lesion_pattern.onnx")).unwrap();
     assert_refused(&panderm(&["classify", "--bundle", &dir.to_string_lossy(), &img]), "lesion_pattern.onnx: missing");
 }
+
+// ---- The int8 demo bundle (models/demo-int8/) on every CPU -------------------------------------
+//
+// `cargo test int8` selects these (and tests/simd_kernels.rs's int8 kernel check); `.ci/run` runs
+// them under qemu on the aarch64 CPUs of the boards (docs/arm.md).
+
+/// The x86_64 int8 outputs that every target is compared with. Regenerate (x86_64 only) after
+/// `scripts/make-demo-bundle.sh` changed models/demo-int8/:
+/// `PANDERM_UPDATE_INT8_GOLDEN=1 cargo test --workspace --all-features --test bundle_classify int8`.
+const INT8_GOLDEN: &str = "int8_demo_x86_64.json";
+
+/// |p(this target) − p(x86_64 golden)| allowed per probability. The int8 GEMMs are exact integer
+/// arithmetic on every CPU (u8×i8 products summed in i32, whichever kernel: AMX, VNNI, SDOT,
+/// SMLAL, armv7 NEON), but everything around them is fp32 and each CPU's tract kernels round
+/// differently (FMA or not, the summation order of the fp32 matrix products, LayerNorm and
+/// Softmax reductions, the Erf approximation); a rounding difference that crosses a quantization
+/// step moves one activation by a whole int8 level. Measured worst case over the images and heads
+/// below, against the golden made with AMX/AVX-512 kernels: 3.0e-8 on aarch64 (qemu 7.2
+/// cortex-a72, cortex-a76, cortex-a53), 6.0e-8 on armv7 (cortex-a7), i.e. one or two f32 ulps of
+/// the probability. The bound is ~170× that, for x86_64 machines with other fp32 kernels (FMA,
+/// AVX2), yet 20× below the int8-vs-fp32 difference (2.1e-4, next test): a target that ran the
+/// fp32 graph, or quantized differently, fails here.
+const INT8_ARCH_TOLERANCE: f32 = 1e-5;
+
+/// |p(int8) − p(fp32)| allowed per probability, same machine. `panderm-tools quantize` measured
+/// up to 3e-4 (lesion_pattern) and 4e-4 (lesion_colour) over its 150 calibration images; on the
+/// images below the worst case is 2.05e-4 on every target (x86_64, aarch64, armv7). The bound is
+/// ~5× that: a broken int8 path (a wrong scale or zero point, a skipped requantization) moves
+/// these heads' probabilities by far more. The smallest fp32 top-1 margin below is 0.004
+/// (sample.png, lesion_colour), more than twice the bound, so a difference within it cannot flip
+/// a top-1 class; the binary decisions are at least 0.04 from their threshold.
+const INT8_FP32_TOLERANCE: f32 = 1e-3;
+
+/// The int8 demo bundle.
+fn demo_int8() -> std::path::PathBuf {
+    root().join("models/demo-int8")
+}
+
+/// The images the int8 tests classify: the fixtures and the demo's sample, as repo-relative paths.
+const INT8_IMAGES: [&str; 4] = [
+    "tests/fixtures/images/synthetic_224.png",
+    "tests/fixtures/images/synthetic_333x517.png",
+    "tests/fixtures/images/clinical_forearm_iphone14.jpg",
+    "models/demo/sample.png",
+];
+
+/// One image's outcome: status and, per head, (name, probabilities, binary decision).
+#[derive(Debug, Clone, PartialEq)]
+struct Outcome {
+    image: &'static str,
+    status: String,
+    heads: Vec<(String, Vec<f32>, Option<bool>)>,
+}
+
+/// Classifies [`INT8_IMAGES`] with a bundle, in process. The quality gate only reports (the
+/// synthetic 224×224 image fails it and would otherwise run no head).
+fn classify_images(bundle: &std::path::Path) -> Vec<Outcome> {
+    let mut c = panderm_edge::classify::Classifier::load(bundle).unwrap();
+    c.set_quality_gate_blocks(false);
+    INT8_IMAGES
+        .iter()
+        .map(|&image| {
+            let r = c.classify(&root().join(image), 5).unwrap();
+            let heads = r
+                .heads
+                .iter()
+                .map(|h| (h.name.to_owned(), h.probabilities.clone(), h.decision.as_ref().map(|d| d.positive)))
+                .collect::<Vec<_>>();
+            assert_eq!(heads.len(), 2, "{image}: {r:?}");
+            Outcome { image, status: serde_json::to_value(r.status).unwrap().as_str().unwrap().to_owned(), heads }
+        })
+        .collect()
+}
+
+/// The int8 bundle's outcomes, computed once per test binary (both int8 tests use them; under
+/// qemu every classification costs seconds).
+fn int8_outcomes() -> &'static [Outcome] {
+    static OUT: std::sync::OnceLock<Vec<Outcome>> = std::sync::OnceLock::new();
+    OUT.get_or_init(|| classify_images(&demo_int8()))
+}
+
+fn argmax(p: &[f32]) -> usize {
+    (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap()
+}
+
+#[test]
+fn int8_demo_bundle_is_the_int8_form_of_the_demo() {
+    let int8 = panderm_edge::bundle::Bundle::open_verified(&demo_int8()).unwrap();
+    let fp32 = panderm_edge::bundle::Bundle::open(&demo()).unwrap();
+    let (m8, m32) = (&int8.manifest, &fp32.manifest);
+    assert_eq!(m8.backbone.precision, panderm_edge::board::Precision::Int8);
+    assert_eq!(m32.backbone.precision, panderm_edge::board::Precision::Fp32);
+    assert!(m8.bundle.demo && m8.bundle.description.contains("int8"), "{:?}", m8.bundle);
+    assert_eq!(m8.backbone.dim, m32.backbone.dim);
+    assert_eq!(m8.backbone.variant, m32.backbone.variant);
+    assert_eq!(m8.heads, m32.heads, "same heads, labels and thresholds");
+    assert_eq!(m8.abstention, m32.abstention, "same abstention rule");
+    assert_eq!(m8.preprocess, m32.preprocess);
+    for f in ["heads/lesion_pattern.onnx", "heads/lesion_colour.onnx", "abstention/centroids.npy"] {
+        assert_eq!(std::fs::read(demo_int8().join(f)).unwrap(), std::fs::read(demo().join(f)).unwrap(), "{f}");
+    }
+    // The quantizer records what it started from: the demo's own fp32 backbone.
+    let model = panderm_edge::engine::Model::load(&demo_int8().join("backbone.onnx")).unwrap();
+    let meta = model.metadata();
+    assert_eq!(meta.get("panderm.quantization").map(String::as_str), Some("int8-static-u8"));
+    assert_eq!(meta.get("panderm.quantization.fp32_sha256"), Some(&m32.backbone.sha256));
+}
+
+#[test]
+fn int8_demo_matches_the_x86_64_golden() {
+    let got = int8_outcomes();
+    let sha = panderm_edge::bundle::Bundle::open(&demo_int8()).unwrap().manifest.backbone.sha256;
+    let path = fixture(INT8_GOLDEN);
+    if std::env::var("PANDERM_UPDATE_INT8_GOLDEN").is_ok_and(|v| v == "1") {
+        assert_eq!(std::env::consts::ARCH, "x86_64", "the golden holds the x86_64 outputs");
+        let images: Vec<serde_json::Value> = got
+            .iter()
+            .map(|o| {
+                let heads: serde_json::Map<String, serde_json::Value> =
+                    o.heads.iter().map(|(n, p, _)| (n.clone(), serde_json::json!(p))).collect();
+                serde_json::json!({"image": o.image, "status": o.status, "probabilities": heads})
+            })
+            .collect();
+        let v = serde_json::json!({
+            "about": "models/demo-int8 on x86_64 (tests/bundle_classify.rs, int8_demo_matches_the_x86_64_golden); quality gate non-blocking",
+            "backbone_sha256": sha,
+            "images": images,
+        });
+        std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap() + "\n").unwrap();
+        eprintln!("wrote {}", path.display());
+    }
+    let golden: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        golden["backbone_sha256"].as_str(),
+        Some(sha.as_str()),
+        "{INT8_GOLDEN} is for another int8 backbone: regenerate it on x86_64 (see INT8_GOLDEN)"
+    );
+    let images = golden["images"].as_array().unwrap();
+    assert_eq!(images.len(), got.len());
+    let mut worst = 0f32;
+    for (g, o) in images.iter().zip(got) {
+        assert_eq!(g["image"].as_str(), Some(o.image));
+        assert_eq!(g["status"].as_str(), Some(o.status.as_str()), "{}", o.image);
+        for (name, p, _) in &o.heads {
+            let want = floats(&g["probabilities"][name]);
+            let d = max_abs(p, &want);
+            eprintln!("{} {name}: |p - p(x86_64)| = {d:.3e}", o.image);
+            worst = worst.max(d);
+        }
+    }
+    eprintln!("int8 on {} vs x86_64 golden: max |dp| = {worst:.3e}", std::env::consts::ARCH);
+    assert!(worst <= INT8_ARCH_TOLERANCE, "int8 probabilities differ from x86_64's by {worst:.3e}");
+}
+
+#[test]
+fn int8_demo_agrees_with_the_fp32_demo() {
+    let int8 = int8_outcomes();
+    let fp32 = classify_images(&demo());
+    let mut worst = 0f32;
+    for (a, b) in int8.iter().zip(&fp32) {
+        assert_eq!(a.status, b.status, "{}", a.image);
+        for ((name, p8, d8), (_, p32, d32)) in a.heads.iter().zip(&b.heads) {
+            assert_eq!(argmax(p8), argmax(p32), "{} {name}: top-1 differs: int8 {p8:?} fp32 {p32:?}", a.image);
+            assert_eq!(d8, d32, "{} {name}: decision differs: int8 {p8:?} fp32 {p32:?}", a.image);
+            let mut sorted = p32.clone();
+            sorted.sort_by(|x, y| y.total_cmp(x));
+            let d = max_abs(p8, p32);
+            eprintln!("{} {name}: |p8 - p32| = {d:.3e} (fp32 top-1 margin {:.3})", a.image, sorted[0] - sorted[1]);
+            worst = worst.max(d);
+        }
+    }
+    eprintln!("int8 vs fp32 on {}: max |dp| = {worst:.3e}", std::env::consts::ARCH);
+    assert!(worst <= INT8_FP32_TOLERANCE, "int8 probabilities differ from fp32 by {worst:.3e}");
+}

@@ -3,6 +3,12 @@
 //! Under qemu, tract can silently pick slow kernels: on armv7 it reads the *host's*
 //! /proc/cpuinfo and drops to VFPv2 unless `TRACT_CPU_ARM32_NEON=1` is set, and on aarch64 the
 //! default emulated CPU selects SVE. Numbers stay right in both cases, so only this test notices.
+//!
+//! The int8 backbone (models/demo-int8) must also get this CPU's int8 kernel: on aarch64 the SDOT
+//! kernel where the core has FEAT_DotProd (Cortex-A76/A55: Raspberry Pi 5, RK3588) and the SMLAL
+//! one where it has not (Cortex-A72/A53: Raspberry Pi 4, i.MX 8M Plus). `scripts/arm-test.sh`
+//! says which one the emulated CPU must give through `PANDERM_EXPECT_DOTPROD`, so that a qemu or
+//! tract change that hides the feature fails here instead of silently running the slower kernel.
 
 mod common;
 
@@ -41,5 +47,80 @@ fn backbone_and_head_use_simd_kernels() {
             model.display(),
             std::env::consts::ARCH
         );
+    }
+}
+
+/// Whether tract can use the SDOT int8 kernel here: FEAT_DotProd in the kernel's HWCAP, which is
+/// also what tract-linalg 0.23.9 reads (`arm64::has_dotprod`: `getauxval(AT_HWCAP) & HWCAP_ASIMDDP`;
+/// qemu-user sets that bit for `-cpu cortex-a76`, not for `cortex-a72` or `cortex-a53`).
+#[cfg(target_arch = "aarch64")]
+fn has_dotprod() -> bool {
+    std::arch::is_aarch64_feature_detected!("dotprod")
+}
+
+/// The int8 (i8×u8 → i32) matrix kernels tract-linalg 0.23.9 picks for this CPU's int8 MatMuls
+/// at n > 1 (`arm64::neon_qmmm_i32`, `arm32::preferred`, the x86_64 tiers in `x86_64/mmm.rs`):
+/// the exact names or name prefixes accepted.
+fn expected_int8_kernels() -> Vec<&'static str> {
+    #[cfg(target_arch = "aarch64")]
+    {
+        let detected = has_dotprod();
+        eprintln!(
+            "aarch64: dotprod {detected} (QEMU_CPU={}, PANDERM_EXPECT_DOTPROD={})",
+            std::env::var("QEMU_CPU").unwrap_or_default(),
+            std::env::var("PANDERM_EXPECT_DOTPROD").unwrap_or_default()
+        );
+        match std::env::var("PANDERM_EXPECT_DOTPROD").as_deref() {
+            Ok("1") => assert!(detected, "PANDERM_EXPECT_DOTPROD=1 but this CPU does not report FEAT_DotProd"),
+            Ok("0") => assert!(!detected, "PANDERM_EXPECT_DOTPROD=0 but this CPU reports FEAT_DotProd"),
+            _ => {}
+        }
+        if std::arch::is_aarch64_feature_detected!("sve2") {
+            // qemu's `max` CPU; no supported board has SVE2 (scripts/arm-test.sh avoids it).
+            return vec!["sve_mmm_i32_"];
+        }
+        if detected { vec!["arm64simd_mmm_i32_8x8_dot"] } else { vec!["arm64simd_mmm_i32_8x8"] }
+    }
+    #[cfg(target_arch = "arm")]
+    {
+        vec!["armv7neon_mmm_i32_"]
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni") {
+            // AMX-int8 cores (Sapphire Rapids and later) take the AMX tile above VNNI.
+            vec!["avx512amx_mmm_i32_", "avx512vnni_mmm_i32_"]
+        } else if is_x86_feature_detected!("avx2") {
+            vec!["avxvnni_mmm_i32_", "avx2_mmm_i32_"]
+        } else {
+            vec!["avx_mmm_i32_"]
+        }
+    }
+    #[cfg(not(any(target_arch = "aarch64", target_arch = "arm", target_arch = "x86_64")))]
+    {
+        panic!("no int8 kernel expectations for {}", std::env::consts::ARCH)
+    }
+}
+
+/// Whether `kernel` is one of `expected`: an exact name, or a prefix ending in `_`.
+fn matches(kernel: &str, expected: &[&str]) -> bool {
+    expected.iter().any(|e| if e.ends_with('_') { kernel.starts_with(e) } else { kernel == *e })
+}
+
+#[test]
+fn int8_backbone_uses_the_cpus_int8_kernel() {
+    let model = common::root().join("models/demo-int8/backbone.onnx");
+    let m = Model::load(&model).unwrap_or_else(|e| panic!("{}: {e}", model.display()));
+    let kernels = m.matmul_kernels();
+    eprintln!("{} on {}: {kernels:?}", model.display(), std::env::consts::ARCH);
+    let (_, bad) = accepted();
+    for k in &kernels {
+        assert!(!bad.iter().any(|b| k.starts_with(b)), "fallback kernel {k} in the int8 plan: {kernels:?}");
+    }
+    let int8: Vec<&String> = kernels.iter().filter(|k| k.contains("_i32_")).collect();
+    assert!(!int8.is_empty(), "no int8 (i32) matrix kernel in the int8 plan: {kernels:?}");
+    let expected = expected_int8_kernels();
+    for k in int8 {
+        assert!(matches(k, &expected), "int8 kernel {k} on {}; expected {expected:?}", std::env::consts::ARCH);
     }
 }
