@@ -19,6 +19,18 @@ use crate::error::{Error, ErrorKind, Result};
 pub const TARGETS: [&str; 3] =
     ["aarch64-unknown-linux-gnu", "armv7-unknown-linux-gnueabihf", "x86_64-unknown-linux-gnu"];
 
+/// qemu-user 7.2's CPU models (`qemu-aarch64 -cpu help`, `qemu-arm -cpu help`) that a profile's
+/// `cpu.qemu_cpu` may name, per emulated target: the A-profile cores (not qemu's synthetic `max`,
+/// which is no board's core). x86_64 boards run the tests natively.
+pub const QEMU_CPUS: [(&str, &str, &[&str]); 2] = [
+    (
+        "aarch64-unknown-linux-gnu",
+        "qemu-aarch64",
+        &["cortex-a35", "cortex-a53", "cortex-a57", "cortex-a72", "cortex-a76", "neoverse-n1", "a64fx"],
+    ),
+    ("armv7-unknown-linux-gnueabihf", "qemu-arm", &["cortex-a7", "cortex-a8", "cortex-a9", "cortex-a15"]),
+];
+
 /// The smallest screen the result-screen layouts support (either orientation).
 pub const MIN_DISPLAY: (u32, u32) = (240, 320);
 
@@ -70,6 +82,12 @@ pub struct Cpu {
     pub cores: u32,
     /// Inference threads (1 ..= cores).
     pub threads: u32,
+    /// The qemu-user CPU model (`QEMU_CPU`, one of [`QEMU_CPUS`] for the board's target) that
+    /// matches the board's cores, so its tract kernels (SDOT int8 or not, NEON) are the ones the
+    /// emulated test runs choose (`scripts/arm-test.sh`, docs/arm.md). Optional; the shipped ARM
+    /// profiles all set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qemu_cpu: Option<String>,
 }
 
 /// Memory of the device and the share the runtime may take.
@@ -300,6 +318,18 @@ impl Board {
         }
         if c.threads == 0 || c.threads > c.cores {
             return bad(format!("cpu.threads is {}; it must be between 1 and cpu.cores ({})", c.threads, c.cores));
+        }
+        if let Some(q) = &c.qemu_cpu {
+            let Some((_, qemu, models)) = QEMU_CPUS.iter().find(|(t, _, _)| *t == b.target) else {
+                return bad(format!("cpu.qemu_cpu `{q}`: {} runs natively, not under qemu", b.target));
+            };
+            if !models.contains(&q.as_str()) {
+                return bad(format!(
+                    "cpu.qemu_cpu `{q}` is not a {qemu} CPU model for {} ({})",
+                    b.target,
+                    models.join(", ")
+                ));
+            }
         }
         let m = &self.memory;
         if m.ram_mib == 0 || m.runtime_budget_mib == 0 {

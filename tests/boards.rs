@@ -35,7 +35,7 @@ fn every_shipped_profile_loads_and_is_builtin() {
 }
 
 /// (what is wrong, edit applied to the rpi4 profile, words the error must contain)
-const WRONG: [(&str, &str, &str, &str); 9] = [
+const WRONG: [(&str, &str, &str, &str); 10] = [
     ("unknown key", "threads = 4", "threads = 4\nturbo = true", "unknown field `turbo`"),
     ("zero threads", "threads = 4", "threads = 0", "cpu.threads is 0"),
     ("more threads than cores", "threads = 4", "threads = 16", "between 1 and cpu.cores (4)"),
@@ -55,6 +55,12 @@ const WRONG: [(&str, &str, &str, &str); 9] = [
     ),
     ("unknown precision", "precision = \"int8\"", "precision = \"int4\"", "unknown variant `int4`"),
     ("missing section", "[camera]\n", "[camera_x]\n", "unknown field `camera_x`"),
+    (
+        "qemu CPU of another target",
+        "qemu_cpu = \"cortex-a72\"",
+        "qemu_cpu = \"cortex-a7\"",
+        "cpu.qemu_cpu `cortex-a7` is not a qemu-aarch64 CPU model for aarch64-unknown-linux-gnu",
+    ),
 ];
 
 #[test]
@@ -91,4 +97,61 @@ fn bundle_backbone_checks() {
     assert!(warning.contains("int8") && warning.contains("fp32"), "{warning}");
     // Demo and custom backbones are not PanDerm variants: no size refusal.
     assert!(board.check_backbone("custom_D128_depth2", Precision::Int8).is_ok());
+}
+
+/// Whether `description` names the core `model` (`cortex-a7` in "4x Cortex-A7 @ …", not in
+/// "Cortex-A72").
+fn names_core(description: &str, model: &str) -> bool {
+    let d = description.to_ascii_lowercase();
+    d.match_indices(model).any(|(i, _)| !d[i + model.len()..].starts_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
+/// Every ARM profile names the qemu CPU of its own cores, and CI (`.ci/run`) runs the tests on
+/// that CPU for that target; x86_64 runs natively and names none.
+#[test]
+fn every_arm_profile_maps_to_a_qemu_cpu_that_ci_runs() {
+    let ci = std::fs::read_to_string(common::root().join(".ci/run")).expect(".ci/run");
+    // `QEMU_CPU=<model> scripts/arm-test.sh <target>` lines, comments excluded.
+    let runs: Vec<(String, String)> = ci
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| {
+            let (_, rest) = l.split_once("QEMU_CPU=")?;
+            let mut words = rest.split_whitespace();
+            let cpu = words.next()?;
+            if words.next()? != "scripts/arm-test.sh" {
+                return None;
+            }
+            Some((words.next()?.to_owned(), cpu.to_owned()))
+        })
+        .collect();
+    assert!(!runs.is_empty(), "no `QEMU_CPU=… scripts/arm-test.sh …` line in .ci/run");
+    for (name, _) in BUILTIN {
+        let b = Board::resolve(name).expect(name);
+        let Some(cpu) = &b.cpu.qemu_cpu else {
+            assert_eq!(b.board.target, "x86_64-unknown-linux-gnu", "{name}: an ARM profile names its qemu_cpu");
+            continue;
+        };
+        assert!(
+            names_core(&b.cpu.description, cpu),
+            "{name}: qemu_cpu {cpu} is not one of its cores ({})",
+            b.cpu.description
+        );
+        assert!(
+            runs.contains(&(b.board.target.clone(), cpu.clone())),
+            "{name}: .ci/run never tests {} on {cpu} ({runs:?})",
+            b.board.target
+        );
+    }
+    assert!(names_core("4x Cortex-A7 @ 1.2 GHz", "cortex-a7") && !names_core("4x Cortex-A72", "cortex-a7"));
+}
+
+#[test]
+fn qemu_cpu_is_optional_and_only_for_emulated_targets() {
+    let without = rpi4().lines().filter(|l| !l.starts_with("qemu_cpu")).collect::<Vec<_>>().join("\n");
+    assert_eq!(Board::from_toml(&without).expect("profile without qemu_cpu").cpu.qemu_cpu, None);
+    let x86 = std::fs::read_to_string(common::root().join("boards/x86_64.toml")).expect("x86_64.toml");
+    let bad = x86.replacen("threads = 4", "threads = 4\nqemu_cpu = \"cortex-a72\"", 1);
+    let err = Board::from_toml(&bad).expect_err("qemu_cpu on x86_64");
+    assert!(err.message().contains("runs natively"), "{}", err.message());
 }

@@ -37,6 +37,9 @@ pub fn boards(args: BoardsArgs) -> ExitCode {
             println!("board:    {} ({})", b.board.name, b.board.description);
             println!("target:   {}", b.board.target);
             println!("cpu:      {} -> {} inference threads", b.cpu.description, b.cpu.threads);
+            if let Some(q) = &b.cpu.qemu_cpu {
+                println!("emulated: qemu -cpu {q} (CI's test runs for this board's cores)");
+            }
             println!(
                 "display:  {}x{} {:?} on {}",
                 b.display.width,
