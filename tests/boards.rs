@@ -155,3 +155,36 @@ fn qemu_cpu_is_optional_and_only_for_emulated_targets() {
     let err = Board::from_toml(&bad).expect_err("qemu_cpu on x86_64");
     assert!(err.message().contains("runs natively"), "{}", err.message());
 }
+
+/// PanDerm Large at full size (measured peaks, docs/performance.md: fp32 3486 MiB, int8 898 MiB):
+/// which shipped boards can hold it, by their runtime budget, display and camera buffers. A
+/// profile switched to `variant = "large"` validates exactly on these.
+#[test]
+fn which_boards_hold_panderm_large() {
+    // (board, holds Large int8, holds Large fp32)
+    let expected = [
+        ("armv7-a7", false, false), // 400 MiB budget
+        ("imx8mp", false, false),   // 512 MiB
+        ("rpi4", false, false),     // 768 MiB (an NNEF bundle's 655 MiB would fit; the check is for ONNX too)
+        ("rpi5", true, false),      // 1024 MiB: 900 + 20
+        ("rk3588", true, false),    // 2048 MiB
+        ("x86_64", true, false),    // 2048 MiB
+    ];
+    assert_eq!(expected.len(), panderm_edge::board::BUILTIN.len(), "every shipped profile is listed");
+    for (name, int8, fp32) in expected {
+        let text = panderm_edge::board::BUILTIN.iter().find(|(n, _)| *n == name).expect(name).1;
+        for (precision, fits) in [("int8", int8), ("fp32", fp32)] {
+            let large = text
+                .lines()
+                .map(|l| match l.split('=').next().map(str::trim) {
+                    Some("variant") => "variant = \"large\"".to_owned(),
+                    Some("precision") => format!("precision = \"{precision}\""),
+                    _ => l.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            let result = Board::from_toml(&large);
+            assert_eq!(result.is_ok(), fits, "{name} with Large {precision}: {:?}", result.err().map(|e| e.message().to_owned()));
+        }
+    }
+}
