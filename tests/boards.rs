@@ -184,7 +184,12 @@ fn which_boards_hold_panderm_large() {
                 .collect::<Vec<_>>()
                 .join("\n");
             let result = Board::from_toml(&large);
-            assert_eq!(result.is_ok(), fits, "{name} with Large {precision}: {:?}", result.err().map(|e| e.message().to_owned()));
+            assert_eq!(
+                result.is_ok(),
+                fits,
+                "{name} with Large {precision}: {:?}",
+                result.err().map(|e| e.message().to_owned())
+            );
         }
     }
 }
