@@ -530,7 +530,11 @@ fn c_compiler() -> Option<String> {
     }
 }
 
-/// Runs a command built for the target (through `PANDERM_TEST_RUNNER` under emulation).
+/// Runs a command built for the target (through `PANDERM_TEST_RUNNER` under emulation). Natively,
+/// this build's library directory comes first on `LD_LIBRARY_PATH`: `cargo test` puts
+/// `target/debug` on it too, which holds a `libpanderm_edge.so` only when some earlier
+/// `cargo build` uplifted one, possibly from older sources, and it would win over the example's
+/// rpath. (Under qemu the runner's `-E LD_LIBRARY_PATH` sets the guest's and the rpath is used.)
 fn target_command(exe: &Path) -> Command {
     match std::env::var("PANDERM_TEST_RUNNER") {
         Ok(runner) if !runner.trim().is_empty() => {
@@ -539,7 +543,17 @@ fn target_command(exe: &Path) -> Command {
             cmd.args(parts).arg(exe);
             cmd
         }
-        _ => Command::new(exe),
+        _ => {
+            let mut cmd = Command::new(exe);
+            let mut paths = vec![lib_dir()];
+            paths.extend(
+                std::env::var_os("LD_LIBRARY_PATH")
+                    .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            );
+            cmd.env("LD_LIBRARY_PATH", std::env::join_paths(paths).expect("library paths"));
+            cmd
+        }
     }
 }
 
@@ -685,7 +699,7 @@ fn c_example_static_and_under_asan() {
             .unwrap()
     };
     let run = |exe: &Path| {
-        let out = Command::new(exe).arg(demo()).arg(&img).env("ASAN_OPTIONS", "detect_leaks=1").output().unwrap();
+        let out = target_command(exe).arg(demo()).arg(&img).env("ASAN_OPTIONS", "detect_leaks=1").output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(0), "{}: {stderr}", exe.display());
         assert!(!stderr.contains("Sanitizer"), "{stderr}");
