@@ -253,3 +253,31 @@ fn special_and_oversized_image_files_are_refused_before_reading() {
     assert!(stderr.contains(&format!("larger than the accepted {limit} bytes")), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `panderm classify --json … | head`: a reader that stops early ends the process quietly (killed
+/// by SIGPIPE, as other Unix tools are), never with a panic message on stderr.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    use std::process::Stdio;
+    let img = image("clinical_forearm_iphone14.jpg");
+    let mut child = panderm_command()
+        .args(["classify", "--bundle", &demo().to_string_lossy(), "--json"])
+        .arg(&img)
+        .arg(&img)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before the process writes anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked") && !stderr.contains("failed printing"), "{stderr}");
+    // Natively the process is killed by the signal (under qemu-user the emulator reports it its
+    // own way).
+    #[cfg(unix)]
+    if std::env::var("PANDERM_TEST_RUNNER").is_err() {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}: {stderr}", out.status);
+    }
+}

@@ -61,6 +61,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     panderm_edge::logging::init_cli(cli.log_level.as_deref(), panderm_edge::logging::PANDERM_DEFAULT);
     match cli.command {
@@ -73,6 +74,17 @@ fn main() -> ExitCode {
         Command::Compare(args) => compare_cmd::compare_cmd(args),
         Command::Log(cmd) => log_cmd::log(cmd),
         Command::Batch(args) => batch_cmd::batch(args),
+    }
+}
+
+/// A closed stdout (`panderm classify --json … | head`) ends the process quietly, as for other
+/// Unix tools, instead of a panic from `println!`: Rust ignores SIGPIPE by default, which turns
+/// the write into an EPIPE error and `println!` into "failed printing to stdout".
+fn restore_default_sigpipe() {
+    // SAFETY: setting a signal's disposition to its default before any thread is started.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
