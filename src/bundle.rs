@@ -141,6 +141,23 @@ pub struct BackboneSpec {
     pub threshold: Option<f64>,
 }
 
+/// `[backbone_fallback]`: the same backbone in fp32, run instead of an int8 `[backbone]` on CPUs
+/// where int8 is slower than fp32 ([`crate::precision`]). Everything but the file (kind, output,
+/// dim, variant, labels) is the `[backbone]`'s.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackBackboneSpec {
+    /// Model file, relative to the bundle directory.
+    pub file: String,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// Its precision: `fp32` (the only fallback there is evidence for).
+    pub precision: crate::board::Precision,
+    /// Its file format.
+    #[serde(default)]
+    pub format: ModelFormat,
+}
+
 /// The file format of a bundle's backbone.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -231,6 +248,9 @@ pub struct Manifest {
     pub preprocess: PreprocessSpec,
     /// The backbone.
     pub backbone: BackboneSpec,
+    /// An fp32 form of an int8 backbone, for CPUs where int8 is slow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone_fallback: Option<FallbackBackboneSpec>,
     /// Task heads (none for a fine-tuned classifier bundle).
     #[serde(default)]
     pub heads: Vec<HeadSpec>,
@@ -295,6 +315,23 @@ impl Manifest {
                 if !self.heads.is_empty() {
                     return Err(invalid(dir, "a classifier backbone cannot have heads"));
                 }
+            }
+        }
+        if let Some(f) = &self.backbone_fallback {
+            safe_relative(&f.file).map_err(|e| invalid(dir, format!("backbone_fallback.file: {e}")))?;
+            check_digest("backbone_fallback.sha256", &f.sha256).map_err(|e| invalid(dir, e))?;
+            if b.precision != crate::board::Precision::Int8 || f.precision != crate::board::Precision::Fp32 {
+                return Err(invalid(
+                    dir,
+                    format!(
+                        "[backbone_fallback] must be the fp32 form of an int8 [backbone] (here {} backbone, {} fallback)",
+                        b.precision.name(),
+                        f.precision.name()
+                    ),
+                ));
+            }
+            if f.file == b.file {
+                return Err(invalid(dir, "backbone_fallback.file is the backbone's own file"));
             }
         }
         let mut names = std::collections::HashSet::new();
@@ -561,7 +598,7 @@ impl Bundle {
         for (file, expected, kind) in b.files() {
             let bytes = b.read_verified(&file, &expected, kind)?;
             if kind == FileKind::Backbone {
-                b.check_backbone_format(&bytes)?;
+                b.check_model_format(&file, &bytes)?;
             }
         }
         Ok(b)
@@ -571,6 +608,9 @@ impl Bundle {
     pub fn files(&self) -> Vec<(String, String, FileKind)> {
         let m = &self.manifest;
         let mut files = vec![(m.backbone.file.clone(), m.backbone.sha256.clone(), FileKind::Backbone)];
+        if let Some(f) = &m.backbone_fallback {
+            files.push((f.file.clone(), f.sha256.clone(), FileKind::Backbone));
+        }
         files.extend(m.heads.iter().map(|h| (h.file.clone(), h.sha256.clone(), FileKind::Head)));
         if let Some(a) = &m.abstention {
             files.push((a.centroids_file.clone(), a.centroids_sha256.clone(), FileKind::Centroids));
@@ -607,17 +647,45 @@ impl Bundle {
         Ok(bytes)
     }
 
-    /// Checks the backbone's bytes against the manifest's `backbone.format`.
-    pub fn check_backbone_format(&self, bytes: &[u8]) -> Result<()> {
-        let bb = &self.manifest.backbone;
-        let actual = ModelFormat::of_bytes(bytes);
-        if actual != bb.format {
+    /// Checks a bundle file's SHA-256 against `expected` without keeping its bytes (for a
+    /// backbone that is verified but not loaded: the other precision of the bundle).
+    pub fn check_digest(&self, file: &str, expected: &str, kind: FileKind) -> Result<()> {
+        let path = self.dir.join(file);
+        let actual = crate::fsutil::sha256_in_dir(&self.dir, file, kind.cap(), kind.as_str())
+            .map_err(|e| Error::new(e.kind(), format!("{}; nothing was run", e.message())))?;
+        if actual != expected {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 format!(
-                    "{}: the manifest says backbone.format = \"{}\" but the file is {}; nothing was run",
-                    self.dir.join(&bb.file).display(),
-                    bb.format.as_str(),
+                    "{}: SHA-256 mismatch (manifest {expected}, file {actual}); the bundle was modified or corrupted, nothing was run",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the backbone's bytes against the manifest's `backbone.format`.
+    pub fn check_backbone_format(&self, bytes: &[u8]) -> Result<()> {
+        self.check_model_format(&self.manifest.backbone.file, bytes)
+    }
+
+    /// Checks a backbone file's bytes (`[backbone]` or `[backbone_fallback]`, by file name)
+    /// against the format its table declares.
+    pub fn check_model_format(&self, file: &str, bytes: &[u8]) -> Result<()> {
+        let m = &self.manifest;
+        let (table, declared) = match &m.backbone_fallback {
+            Some(f) if f.file == file => ("backbone_fallback", f.format),
+            _ => ("backbone", m.backbone.format),
+        };
+        let actual = ModelFormat::of_bytes(bytes);
+        if actual != declared {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "{}: the manifest says {table}.format = \"{}\" but the file is {}; nothing was run",
+                    self.dir.join(file).display(),
+                    declared.as_str(),
                     actual.as_str()
                 ),
             ));

@@ -237,6 +237,7 @@ pub struct Classifier {
     preprocess: PreprocessConfig,
     backbone: Model,
     backbone_output: usize,
+    backbone_precision: crate::board::Precision,
     heads: Vec<LoadedHead>,
     bundle_id: String,
     quality: QualityThresholds,
@@ -266,10 +267,26 @@ impl Classifier {
     pub fn load_with(dir: &Path, trust: &Trust) -> Result<Classifier> {
         let bundle = Bundle::open_with(dir, trust)?;
         let m = &bundle.manifest;
+        // An int8 backbone with an fp32 fallback: the fallback runs where int8 is slow here.
+        let speed = crate::precision::int8_speed()?;
+        let fallback = m.backbone_fallback.as_ref();
+        let backbone_precision = crate::precision::choose(m.backbone.precision, fallback.map(|f| f.precision), speed);
+        let (file, sha256) = match fallback {
+            Some(f) if backbone_precision == f.precision => (&f.file, &f.sha256),
+            _ => (&m.backbone.file, &m.backbone.sha256),
+        };
+        if let Some(f) = fallback {
+            log::info!("{} backbone `{file}` ({})", backbone_precision.name(), speed.reason());
+            // The other backbone is not loaded, but a modified bundle must not load at all: its
+            // digest is checked too (streamed, never in memory).
+            let (other, other_sha) =
+                if file == &f.file { (&m.backbone.file, &m.backbone.sha256) } else { (&f.file, &f.sha256) };
+            bundle.check_digest(other, other_sha, FileKind::Backbone)?;
+        }
         let backbone = {
-            let bytes = bundle.read_verified(&m.backbone.file, &m.backbone.sha256, FileKind::Backbone)?;
-            bundle.check_backbone_format(&bytes)?;
-            Model::load_bytes(&bytes, &bundle.path_of(&m.backbone.file), &ModelOptions::default())?
+            let bytes = bundle.read_verified(file, sha256, FileKind::Backbone)?;
+            bundle.check_model_format(file, &bytes)?;
+            Model::load_bytes(&bytes, &bundle.path_of(file), &ModelOptions::default())?
         };
         let backbone_output =
             backbone.output_names().iter().position(|n| *n == m.backbone.output).ok_or_else(|| {
@@ -332,9 +349,10 @@ impl Classifier {
         let bundle_id = format!("{} {}", m.bundle.name, m.bundle.version);
         let quality = m.quality.clone();
         log::info!(
-            "bundle {bundle_id} loaded from {}: {} backbone, {} head(s), {}",
+            "bundle {bundle_id} loaded from {}: {} {} backbone, {} head(s), {}",
             dir.display(),
             m.backbone.variant,
+            backbone_precision.name(),
             heads.len(),
             bundle.signature.describe()
         );
@@ -343,6 +361,7 @@ impl Classifier {
             preprocess,
             backbone,
             backbone_output,
+            backbone_precision,
             heads,
             bundle_id,
             quality,
@@ -350,6 +369,12 @@ impl Classifier {
             centroids,
             tta: None,
         })
+    }
+
+    /// The precision of the backbone that runs: the bundle's `[backbone]`, or its fp32
+    /// `[backbone_fallback]` on a CPU where int8 is slow ([`crate::precision`]).
+    pub fn backbone_precision(&self) -> crate::board::Precision {
+        self.backbone_precision
     }
 
     /// Whether a failed quality check stops the image ("cannot assess", the default) or is only

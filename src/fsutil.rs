@@ -94,6 +94,25 @@ pub fn read_in_dir(dir: &Path, rel: &str, cap: u64, what: &str) -> Result<Vec<u8
     read_regular_as(&real, &path, cap, what)
 }
 
+/// SHA-256 of `rel` inside the bundle directory `dir`, streamed (never held in memory), with the
+/// checks of [`read_in_dir`]: no symbolic link out of `dir`, a regular file of at most `cap` bytes.
+pub fn sha256_in_dir(dir: &Path, rel: &str, cap: u64, what: &str) -> Result<String> {
+    let path = dir.join(rel);
+    let real_dir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+    let real = path.canonicalize().map_err(|e| Error::io(&path, e))?;
+    if !real.starts_with(&real_dir) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("{}: refused: the {what} is a symbolic link that leaves the bundle", path.display()),
+        ));
+    }
+    let (file, size) = open_regular(&real, what).map_err(|e| rename_in_message(e, &real, &path))?;
+    if size > cap {
+        return Err(too_big(&path, what, size, cap));
+    }
+    sha256_reader(file.take(cap.saturating_add(1))).map_err(|e| Error::io(&path, e))
+}
+
 /// Whether `rel` exists inside `dir` (without following it anywhere).
 pub fn exists_in_dir(dir: &Path, rel: &str) -> bool {
     dir.join(rel).symlink_metadata().is_ok()

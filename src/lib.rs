@@ -44,6 +44,7 @@ pub mod nnef;
 pub mod npy;
 pub mod onnx_quant;
 pub mod ops;
+pub mod precision;
 pub mod preprocess;
 pub mod quality;
 pub mod run_report;

@@ -310,3 +310,85 @@ fn int8_demo_agrees_with_the_fp32_demo() {
     eprintln!("int8 vs fp32 on {}: max |dp| = {worst:.3e}", std::env::consts::ARCH);
     assert!(worst <= INT8_FP32_TOLERANCE, "int8 probabilities differ from fp32 by {worst:.3e}");
 }
+
+// ---- An int8 bundle with its fp32 fallback ([backbone_fallback]) ------------------------------
+
+/// models/demo-int8 plus models/demo's fp32 backbone as its `[backbone_fallback]`.
+fn int8_with_fallback(tag: &str) -> std::path::PathBuf {
+    let dir = temp_dir(tag).join("bundle");
+    copy_dir(&demo_int8(), &dir);
+    let fp32 = demo().join("backbone.onnx");
+    std::fs::copy(&fp32, dir.join("backbone.fp32.onnx")).unwrap();
+    let sha = panderm_edge::fsutil::sha256_file(&fp32).unwrap();
+    edit_manifest(&dir, |m| {
+        set_table(
+            &m,
+            "backbone_fallback",
+            &format!("file = \"backbone.fp32.onnx\"\nsha256 = \"{sha}\"\nprecision = \"fp32\"\nformat = \"onnx\""),
+        )
+    });
+    dir
+}
+
+/// The heads' JSON of `panderm classify --json` (the bundle names differ between the bundles).
+fn heads_json(out: &Output) -> serde_json::Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["heads"].clone()
+}
+
+/// The fp32 fallback runs where int8 is slow (`PANDERM_INT8=slow` stands for an x86_64 CPU
+/// without AVX-512 VNNI / AVX-VNNI, where tract's int8 was measured 2.8× slower than fp32), the
+/// int8 backbone elsewhere: the outputs are exactly those of the fp32 and the int8 demo bundles.
+/// Both backbone files are verified at load, whichever runs; a bad `PANDERM_INT8` and a fallback
+/// that is not the fp32 form of an int8 backbone are refused.
+#[test]
+fn int8_bundle_with_fp32_fallback_runs_the_precision_the_cpu_suits() {
+    let dir = int8_with_fallback("fallback");
+    let (bundle, img) = (dir.to_string_lossy().into_owned(), image("clinical_forearm_iphone14.jpg"));
+    let img = img.to_string_lossy().into_owned();
+    let classify = |bundle: &str, int8: Option<&str>| {
+        let mut cmd = panderm_command();
+        cmd.env("RUST_LOG", "panderm_edge=info").args(["classify", "--bundle", bundle, "--json", &img]);
+        if let Some(v) = int8 {
+            cmd.env("PANDERM_INT8", v);
+        }
+        cmd.output().unwrap()
+    };
+    let fp32 = heads_json(&classify(&demo().to_string_lossy(), None));
+    let int8 = heads_json(&classify(&demo_int8().to_string_lossy(), None));
+    assert_ne!(fp32, int8, "the two precisions must be told apart by their outputs");
+    for (verdict, want, file) in
+        [("slow", &fp32, "fp32 backbone `backbone.fp32.onnx`"), ("fast", &int8, "int8 backbone `backbone.onnx`")]
+    {
+        let out = classify(&bundle, Some(verdict));
+        assert_eq!(&heads_json(&out), want, "PANDERM_INT8={verdict}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(file), "PANDERM_INT8={verdict}: {stderr}");
+    }
+    // Without the override the CPU decides; the run succeeds either way.
+    heads_json(&classify(&bundle, None));
+    assert_refused(&classify(&bundle, Some("maybe")), "PANDERM_INT8");
+    assert!(panderm(&["verify", "--bundle", &bundle]).status.success());
+
+    // A modified fallback refuses the bundle even where the int8 backbone would run.
+    let bad = int8_with_fallback("fallback-tampered");
+    let mut bytes = std::fs::read(bad.join("backbone.fp32.onnx")).unwrap();
+    bytes[1000] ^= 1;
+    std::fs::write(bad.join("backbone.fp32.onnx"), bytes).unwrap();
+    let bad_s = bad.to_string_lossy().into_owned();
+    for verdict in ["fast", "slow"] {
+        let out = classify(&bad_s, Some(verdict));
+        assert!(!out.status.success(), "PANDERM_INT8={verdict}: a modified fallback was loaded");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("backbone.fp32.onnx: SHA-256 mismatch"), "{stderr}");
+    }
+    assert!(!panderm(&["verify", "--bundle", &bad_s]).status.success());
+
+    // Only the fp32 form of an int8 backbone is a fallback.
+    let wrong = int8_with_fallback("fallback-int8");
+    edit_manifest(&wrong, |m| {
+        m.replace("precision = \"fp32\"\nformat = \"onnx\"", "precision = \"int8\"\nformat = \"onnx\"")
+    });
+    assert_refused(&classify(&wrong.to_string_lossy(), None), "must be the fp32 form of an int8 [backbone]");
+}

@@ -442,3 +442,63 @@ fn an_int8_backbone_bundles_as_int8_and_classifies() {
         assert_eq!(String::from_utf8_lossy(&o.stderr).contains("this bundle's is int8"), warns, "{board}");
     }
 }
+
+/// `bundle --fallback-backbone`: an int8 backbone carries its fp32 export as
+/// `[backbone_fallback]` (run on CPUs where int8 is slow); only the fp32 form of the same
+/// checkpoint is accepted, and a refusal writes nothing.
+#[test]
+fn bundle_carries_an_fp32_fallback_of_the_same_model_only() {
+    let dir = temp_dir("bundle-fallback");
+    let (int8, fp32) = (root().join("models/demo-int8/backbone.onnx"), root().join("models/demo/backbone.onnx"));
+    let out = dir.join("b");
+    let o = tools(&[
+        "bundle",
+        "--backbone",
+        &s(&int8),
+        "--fallback-backbone",
+        &s(&fp32),
+        "--format",
+        "onnx",
+        "--name",
+        "fb",
+        "-o",
+        &s(&out),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let manifest = std::fs::read_to_string(out.join("manifest.toml")).unwrap();
+    let m = panderm_edge::bundle::Manifest::parse(&manifest, &out).unwrap();
+    let f = m.backbone_fallback.expect("[backbone_fallback]");
+    assert_eq!((f.file.as_str(), f.precision), ("backbone.fp32.onnx", panderm_edge::board::Precision::Fp32));
+    assert_eq!(
+        f.sha256,
+        panderm_edge::fsutil::sha256_file(&fp32).unwrap(),
+        "the fallback is the fp32 export, byte for byte"
+    );
+    assert_eq!(m.backbone.precision, panderm_edge::board::Precision::Int8);
+    let v = Command::new(panderm_bin()).args(["verify", "--bundle", &s(&out)]).output().unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+
+    // (backbone, fallback, refusal)
+    let cases = [
+        (&int8, &int8, "is the fp32 form of an int8 --backbone (here: int8 backbone, int8 fallback)"),
+        (&fp32, &fp32, "(here: fp32 backbone, fp32 fallback)"),
+        (&int8, &tiny("panderm_tiny_lp.onnx"), "is not the same model as --backbone"),
+    ];
+    for (i, (backbone, fallback, refusal)) in cases.into_iter().enumerate() {
+        let out = dir.join(format!("refused-{i}"));
+        let o = tools(&[
+            "bundle",
+            "--backbone",
+            &s(backbone),
+            "--fallback-backbone",
+            &s(fallback),
+            "--name",
+            "x",
+            "-o",
+            &s(&out),
+        ]);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && stderr.contains(refusal), "case {i}: {stderr}");
+        assert!(!out.exists(), "case {i}: a refused bundle left {}", out.display());
+    }
+}

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use panderm_edge::abstain::{AbstentionSpec, Centroids};
 use panderm_edge::board::Precision;
 use panderm_edge::bundle::{
-    BackboneKind, BackboneSpec, BundleInfo, HeadRole, HeadSpec, MANIFEST, Manifest, ModelFormat, PreprocessSpec, Task,
-    sha256_file,
+    BackboneKind, BackboneSpec, BundleInfo, FallbackBackboneSpec, HeadRole, HeadSpec, MANIFEST, Manifest, ModelFormat,
+    PreprocessSpec, Task, sha256_file,
 };
 use panderm_edge::engine::convert_to_nnef;
 
@@ -49,6 +49,8 @@ pub struct ClassifierInput {
 pub struct BundleRequest {
     /// Converted backbone ONNX (from `convert`).
     pub backbone: PathBuf,
+    /// For an int8 `backbone`: its fp32 export, carried as `[backbone_fallback]`.
+    pub fallback_backbone: Option<PathBuf>,
     /// Heads.
     pub heads: Vec<HeadInput>,
     /// Classifier description (fine-tuned backbones).
@@ -128,9 +130,22 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest> {
     // Read and check every head before writing anything.
     let head_files = read_heads(req, info.dim)?;
 
+    let fallback = match &req.fallback_backbone {
+        Some(path) => Some(read_fallback(path, &info)?),
+        None => None,
+    };
+
     std::fs::create_dir_all(out_dir.join("heads")).map_err(|e| Error::io(out_dir, e))?;
-    let (backbone_file, format) = write_backbone(req, &bytes, out_dir)?;
+    let (backbone_file, format) = write_backbone(req.format, &req.backbone, &bytes, out_dir, "backbone")?;
     drop(bytes);
+    let backbone_fallback = match fallback {
+        Some((path, bytes)) => {
+            let (file, format) = write_backbone(req.format, &path, &bytes, out_dir, "backbone.fp32")?;
+            let sha256 = sha256_file(&out_dir.join(&file))?;
+            Some(FallbackBackboneSpec { file, sha256, precision: Precision::Fp32, format })
+        }
+        None => None,
+    };
     let backbone = backbone_spec(req, info, backbone_file, format, out_dir)?;
     let heads = write_heads(req, &head_files, out_dir)?;
     if let Some(name) = &req.skin_head
@@ -150,6 +165,7 @@ fn assemble(req: &BundleRequest, out_dir: &Path) -> Result<Manifest> {
         },
         preprocess: PreprocessSpec::panderm(),
         backbone,
+        backbone_fallback,
         heads,
         quality: Default::default(),
         compare: Default::default(),
@@ -222,18 +238,58 @@ fn read_heads(req: &BundleRequest, dim: usize) -> Result<Vec<HeadFile>> {
     Ok(head_files)
 }
 
-/// Writes the backbone in the requested format (`None`: NNEF when tract can write it, else
-/// ONNX); returns its file name in the bundle and the format written.
-fn write_backbone(req: &BundleRequest, bytes: &[u8], out_dir: &Path) -> Result<(String, ModelFormat)> {
+/// Reads `--fallback-backbone` and checks that it is the fp32 form of the int8 `--backbone`
+/// (`main`): same checkpoint, kind, variant and width.
+fn read_fallback(path: &Path, main: &BackboneInfo) -> Result<(PathBuf, Vec<u8>)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let info = backbone_info(path, &bytes)?;
+    if main.precision != Precision::Int8 || info.precision != Precision::Fp32 {
+        return Err(Error::refused(format!(
+            "--fallback-backbone is the fp32 form of an int8 --backbone (here: {} backbone, {} fallback)",
+            main.precision.name(),
+            info.precision.name()
+        )));
+    }
+    let same = info.kind == main.kind
+        && info.variant == main.variant
+        && info.dim == main.dim
+        && info.source_sha256 == main.source_sha256;
+    if !same {
+        return Err(Error::refused(format!(
+            "--fallback-backbone {} is not the same model as --backbone: {} {:?} {}-d from checkpoint {} vs {} {:?} {}-d from {}",
+            path.display(),
+            info.variant,
+            info.kind,
+            info.dim,
+            info.source_sha256,
+            main.variant,
+            main.kind,
+            main.dim,
+            main.source_sha256
+        )));
+    }
+    Ok((path.to_owned(), bytes))
+}
+
+/// Writes a backbone ONNX file (`source`, whose bytes are `bytes`) in the requested format
+/// (`None`: NNEF when tract can write it, else ONNX) as `STEM.nnef.tar` or `STEM.onnx`; returns
+/// its file name in the bundle and the format written.
+fn write_backbone(
+    requested: Option<ModelFormat>,
+    source: &Path,
+    bytes: &[u8],
+    out_dir: &Path,
+    stem: &str,
+) -> Result<(String, ModelFormat)> {
     // NNEF is written for batch 1 and read back with the same interface (engine::convert_to_nnef).
-    let nnef_file = "backbone.nnef.tar";
-    let format = match req.format {
+    let nnef_file = format!("{stem}.nnef.tar");
+    let format = match requested {
         Some(ModelFormat::Nnef) => {
-            convert_to_nnef(&req.backbone, &out_dir.join(nnef_file))?;
+            convert_to_nnef(source, &out_dir.join(&nnef_file))?;
             ModelFormat::Nnef
         }
         Some(ModelFormat::Onnx) => ModelFormat::Onnx,
-        None => match convert_to_nnef(&req.backbone, &out_dir.join(nnef_file)) {
+        None => match convert_to_nnef(source, &out_dir.join(&nnef_file)) {
             Ok(()) => ModelFormat::Nnef,
             Err(e) => {
                 log::info!("note: keeping the backbone as ONNX ({e})");
@@ -242,9 +298,9 @@ fn write_backbone(req: &BundleRequest, bytes: &[u8], out_dir: &Path) -> Result<(
         },
     };
     let backbone_file = match format {
-        ModelFormat::Nnef => nnef_file.to_owned(),
+        ModelFormat::Nnef => nnef_file,
         ModelFormat::Onnx => {
-            let file = "backbone.onnx".to_owned();
+            let file = format!("{stem}.onnx");
             std::fs::write(out_dir.join(&file), bytes).map_err(|e| Error::io(out_dir, e))?;
             file
         }

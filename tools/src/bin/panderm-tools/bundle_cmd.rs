@@ -58,6 +58,11 @@ pub struct BundleArgs {
     /// Converted backbone ONNX (feature extractor, or a fine-tuned classifier).
     #[arg(long)]
     backbone: PathBuf,
+    /// The fp32 export of an int8 --backbone (the same checkpoint, before `quantize`): carried as
+    /// `[backbone_fallback]` and run instead on CPUs where int8 is slower than fp32 (x86_64
+    /// without AVX-512 VNNI / AVX-VNNI; docs/bundles.md).
+    #[arg(long)]
+    fallback_backbone: Option<PathBuf>,
     /// A head: NAME=PATH where PATH is a probe output directory or head.json (repeatable).
     #[arg(long = "head", value_parser = parse_head)]
     heads: Vec<(String, PathBuf)>,
@@ -116,6 +121,7 @@ impl BundleArgs {
     fn request(self) -> BundleRequest {
         let BundleArgs {
             backbone,
+            fallback_backbone,
             heads,
             thresholds,
             labels,
@@ -136,6 +142,7 @@ impl BundleArgs {
         let classifier_name = task_name.clone().unwrap_or_else(|| "classifier".into());
         BundleRequest {
             backbone,
+            fallback_backbone,
             heads: heads
                 .iter()
                 .map(|(n, p)| HeadInput {

@@ -1,0 +1,118 @@
+//! Which backbone precision to run on this CPU, when a bundle carries both an int8 backbone and
+//! an fp32 fallback (`[backbone_fallback]` in the manifest, docs/bundles.md).
+//!
+//! int8 pays in tract only where the CPU has 8-bit dot-product instructions. Measured
+//! (docs/performance.md, issue 15): on x86_64 with AVX-512 VNNI or AMX, int8 PanDerm_Base is
+//! 1.7–2.4× faster than fp32; on an AVX2-only x86_64 (most field laptops before 2021) tract's
+//! int8 GEMM made it **2.8× slower** than fp32. So on x86_64 without VNNI (AVX-512 VNNI or
+//! AVX-VNNI) the fp32 fallback runs. On ARM nothing was timed (qemu gives no timings) and the
+//! boards without dot product choose int8 for memory, so the bundle's own backbone runs there.
+//!
+//! `PANDERM_INT8=fast|slow` overrides the CPU's verdict (to test the fallback on any machine, or
+//! to force a choice in the field); anything else is an error at load.
+
+use crate::board::Precision;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Whether int8 is faster than fp32 on this CPU, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Int8Speed {
+    /// 8-bit dot-product instructions: int8 measured faster.
+    Fast(&'static str),
+    /// No such instructions, where int8 was measured slower than fp32.
+    Slow(&'static str),
+    /// Not measured on this kind of CPU: keep the bundle's own precision.
+    Unknown(&'static str),
+}
+
+impl Int8Speed {
+    /// The reason, for logs.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Int8Speed::Fast(r) | Int8Speed::Slow(r) | Int8Speed::Unknown(r) => r,
+        }
+    }
+}
+
+/// This CPU's verdict, from its features (or `PANDERM_INT8`).
+pub fn int8_speed() -> Result<Int8Speed> {
+    match std::env::var("PANDERM_INT8") {
+        Ok(v) if v == "fast" => return Ok(Int8Speed::Fast("PANDERM_INT8=fast")),
+        Ok(v) if v == "slow" => return Ok(Int8Speed::Slow("PANDERM_INT8=slow")),
+        Ok(v) => {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("PANDERM_INT8 = {v:?}: expected `fast` or `slow` (or unset: decided by the CPU)"),
+            ));
+        }
+        Err(_) => {}
+    }
+    Ok(detected())
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detected() -> Int8Speed {
+    if std::arch::is_x86_feature_detected!("avx512vnni") {
+        Int8Speed::Fast("x86_64 with AVX-512 VNNI")
+    } else if std::arch::is_x86_feature_detected!("avxvnni") {
+        Int8Speed::Fast("x86_64 with AVX-VNNI")
+    } else {
+        Int8Speed::Slow("x86_64 without AVX-512 VNNI or AVX-VNNI (tract's int8 measured 2.8x slower than fp32)")
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+fn detected() -> Int8Speed {
+    if std::arch::is_aarch64_feature_detected!("dotprod") {
+        Int8Speed::Fast("aarch64 with dot product (SDOT)")
+    } else {
+        Int8Speed::Unknown("aarch64 without dot product (int8 vs fp32 not measured)")
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn detected() -> Int8Speed {
+    Int8Speed::Unknown("this CPU (int8 vs fp32 not measured)")
+}
+
+/// The precision to load: the bundle's own `primary`, or its `fallback` when the primary is int8,
+/// the fallback fp32 and int8 is slow here.
+pub fn choose(primary: Precision, fallback: Option<Precision>, speed: Int8Speed) -> Precision {
+    match (primary, fallback, speed) {
+        (Precision::Int8, Some(Precision::Fp32), Int8Speed::Slow(_)) => Precision::Fp32,
+        _ => primary,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Precision::{Fp32, Int8};
+
+    #[test]
+    fn the_fallback_runs_only_where_int8_is_slow() {
+        let (fast, slow, unknown) = (Int8Speed::Fast("f"), Int8Speed::Slow("s"), Int8Speed::Unknown("u"));
+        let cases = [
+            (Int8, Some(Fp32), slow, Fp32),
+            (Int8, Some(Fp32), fast, Int8),
+            (Int8, Some(Fp32), unknown, Int8),
+            (Int8, None, slow, Int8),
+            (Fp32, None, slow, Fp32),
+            (Fp32, None, fast, Fp32),
+        ];
+        for (primary, fallback, speed, want) in cases {
+            assert_eq!(choose(primary, fallback, speed), want, "{primary:?} {fallback:?} {speed:?}");
+        }
+    }
+
+    #[test]
+    fn this_cpu_has_a_verdict() {
+        let s = detected();
+        assert!(!s.reason().is_empty());
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            matches!(s, Int8Speed::Fast(_)),
+            std::arch::is_x86_feature_detected!("avx512vnni") || std::arch::is_x86_feature_detected!("avxvnni")
+        );
+    }
+}
