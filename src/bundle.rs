@@ -265,6 +265,17 @@ pub struct Manifest {
     pub abstention: Option<crate::abstain::AbstentionSpec>,
 }
 
+/// A bundle file whose digest is not the manifest's.
+fn digest_mismatch(path: &Path, expected: &str, actual: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidInput,
+        format!(
+            "{}: SHA-256 mismatch (manifest {expected}, file {actual}); the bundle was modified or corrupted, nothing was run",
+            path.display()
+        ),
+    )
+}
+
 fn invalid(dir: &Path, msg: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::InvalidInput, format!("{}: invalid manifest: {msg}", dir.join(MANIFEST).display()))
 }
@@ -636,13 +647,7 @@ impl Bundle {
         })?;
         let actual = sha256_hex(&bytes);
         if actual != expected {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "{}: SHA-256 mismatch (manifest {expected}, file {actual}); the bundle was modified or corrupted, nothing was run",
-                    path.display()
-                ),
-            ));
+            return Err(digest_mismatch(&path, expected, &actual));
         }
         Ok(bytes)
     }
@@ -654,13 +659,7 @@ impl Bundle {
         let actual = crate::fsutil::sha256_in_dir(&self.dir, file, kind.cap(), kind.as_str())
             .map_err(|e| Error::new(e.kind(), format!("{}; nothing was run", e.message())))?;
         if actual != expected {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "{}: SHA-256 mismatch (manifest {expected}, file {actual}); the bundle was modified or corrupted, nothing was run",
-                    path.display()
-                ),
-            ));
+            return Err(digest_mismatch(&path, expected, &actual));
         }
         Ok(())
     }

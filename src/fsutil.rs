@@ -78,6 +78,13 @@ fn read_regular_as(open: &Path, path: &Path, cap: u64, what: &str) -> Result<Vec
 /// [`read_regular`] for `rel`, a path inside the bundle directory `dir`: a symbolic link
 /// anywhere on the way that leads outside `dir` is refused.
 pub fn read_in_dir(dir: &Path, rel: &str, cap: u64, what: &str) -> Result<Vec<u8>> {
+    let (real, path) = resolve_in_dir(dir, rel, what)?;
+    read_regular_as(&real, &path, cap, what)
+}
+
+/// `(resolved path, path as named)` of `rel` inside `dir`; refused if a symbolic link on the way
+/// leads outside `dir`.
+fn resolve_in_dir(dir: &Path, rel: &str, what: &str) -> Result<(PathBuf, PathBuf)> {
     let path = dir.join(rel);
     let real_dir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
     let real = path.canonicalize().map_err(|e| Error::io(&path, e))?;
@@ -91,21 +98,13 @@ pub fn read_in_dir(dir: &Path, rel: &str, cap: u64, what: &str) -> Result<Vec<u8
             ),
         ));
     }
-    read_regular_as(&real, &path, cap, what)
+    Ok((real, path))
 }
 
 /// SHA-256 of `rel` inside the bundle directory `dir`, streamed (never held in memory), with the
 /// checks of [`read_in_dir`]: no symbolic link out of `dir`, a regular file of at most `cap` bytes.
 pub fn sha256_in_dir(dir: &Path, rel: &str, cap: u64, what: &str) -> Result<String> {
-    let path = dir.join(rel);
-    let real_dir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
-    let real = path.canonicalize().map_err(|e| Error::io(&path, e))?;
-    if !real.starts_with(&real_dir) {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            format!("{}: refused: the {what} is a symbolic link that leaves the bundle", path.display()),
-        ));
-    }
+    let (real, path) = resolve_in_dir(dir, rel, what)?;
     let (file, size) = open_regular(&real, what).map_err(|e| rename_in_message(e, &real, &path))?;
     if size > cap {
         return Err(too_big(&path, what, size, cap));

@@ -9,14 +9,18 @@ use common::*;
 use panderm_edge::engine::{Model, ModelOptions};
 use panderm_edge::npy;
 
+/// A batch of the three PanDerm-normalized reference inputs, [3, 3, 224, 224].
+fn reference_pixels() -> Vec<f32> {
+    IMAGES
+        .iter()
+        .flat_map(|(name, _)| npy::read_f32(&fixture(&format!("pixels_{}.npy", stem(name)))).unwrap().data)
+        .collect()
+}
+
 #[test]
 fn tract_and_onnxruntime_agree() {
     let dir = temp_dir("ort");
-    // Batch of the three PanDerm-normalized reference inputs.
-    let mut data = Vec::new();
-    for (name, _) in IMAGES {
-        data.extend(npy::read_f32(&fixture(&format!("pixels_{}.npy", stem(name)))).unwrap().data);
-    }
+    let data = reference_pixels();
     for (model_name, output) in [("panderm_tiny_lp.onnx", "features"), ("panderm_tiny_ft.onnx", "logits")] {
         let model_path = tiny_model(model_name);
         let Some(ort) = ort_run(&model_path, &[3, 3, 224, 224], &data, &dir, output) else { return };
@@ -39,10 +43,7 @@ fn tract_and_onnxruntime_agree() {
 fn onnxruntime_quantized_forms_run_like_onnxruntime() {
     use prost::Message;
     let dir = temp_dir("ort_qforms");
-    let mut data = Vec::new();
-    for (name, _) in IMAGES {
-        data.extend(npy::read_f32(&fixture(&format!("pixels_{}.npy", stem(name)))).unwrap().data);
-    }
+    let data = reference_pixels();
     let shape = [3, 3, 224, 224];
     let calib = dir.join("calib.npy");
     npy::write_f32(&calib, &shape, &data).unwrap();

@@ -123,6 +123,18 @@ pub fn stem(node: &pb::NodeProto) -> String {
     }
 }
 
+/// Replaces node `i` of the graph by `replacements[i]` (several nodes, in place, keeping the
+/// topological order), for every index in the map.
+pub fn splice(graph: &mut pb::GraphProto, mut replacements: HashMap<usize, Vec<pb::NodeProto>>) {
+    let old = std::mem::take(&mut graph.node);
+    for (i, n) in old.into_iter().enumerate() {
+        match replacements.remove(&i) {
+            Some(new) => graph.node.extend(new),
+            None => graph.node.push(n),
+        }
+    }
+}
+
 /// Drops nodes none of whose outputs reach a graph output, then initializers nobody reads.
 pub fn remove_dead(graph: &mut pb::GraphProto) {
     let mut live: HashSet<String> = graph.output.iter().map(|v| v.name.clone()).collect();

@@ -68,13 +68,7 @@ pub fn to_matmul_integer(graph: &mut pb::GraphProto, names: &mut Names) -> Resul
         replace.insert(i, nodes);
     }
     let count = replace.len();
-    let old = std::mem::take(&mut graph.node);
-    for (i, n) in old.into_iter().enumerate() {
-        match replace.remove(&i) {
-            Some(new) => graph.node.extend(new),
-            None => graph.node.push(n),
-        }
-    }
+    graph::splice(graph, replace);
     graph.initializer.extend(extra);
     // The weights' DequantizeLinear nodes (and activation ones nobody else reads) are dead now.
     graph::remove_dead(graph);

@@ -98,14 +98,7 @@ pub fn requantize_in_float(graph: &mut pb::GraphProto, names: &mut Names) -> Res
             count += 1;
         }
     }
-    let mut by_index: std::collections::HashMap<usize, Vec<pb::NodeProto>> = replace.into_iter().collect();
-    let old = std::mem::take(&mut graph.node);
-    for (i, n) in old.into_iter().enumerate() {
-        match by_index.remove(&i) {
-            Some(new) => graph.node.extend(new),
-            None => graph.node.push(n),
-        }
-    }
+    graph::splice(graph, replace.into_iter().collect());
     graph.initializer.extend(extra);
     // Each replaced DequantizeLinear comes after its QuantizeLinear's replacement (ONNX graphs are
     // topologically sorted), so `c` is defined before it is read.
