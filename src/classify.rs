@@ -265,12 +265,24 @@ impl Classifier {
     /// each bundle file once, verifies its digest on the bytes read and loads the model from those
     /// same bytes.
     pub fn load_with(dir: &Path, trust: &Trust) -> Result<Classifier> {
+        Classifier::load_preferring(dir, trust, None)
+    }
+
+    /// [`Classifier::load_with`], running the backbone of the `preferred` precision (a board
+    /// profile's `model.precision`) when the bundle carries it in `[backbone]` or
+    /// `[backbone_fallback]`; else as [`crate::precision::choose`] decides for this CPU.
+    pub fn load_preferring(
+        dir: &Path,
+        trust: &Trust,
+        preferred: Option<crate::board::Precision>,
+    ) -> Result<Classifier> {
         let bundle = Bundle::open_with(dir, trust)?;
         let m = &bundle.manifest;
         // An int8 backbone with an fp32 fallback: the fallback runs where int8 is slow here.
         let speed = crate::precision::int8_speed()?;
         let fallback = m.backbone_fallback.as_ref();
-        let backbone_precision = crate::precision::choose(m.backbone.precision, fallback.map(|f| f.precision), speed);
+        let backbone_precision =
+            crate::precision::choose_preferring(m.backbone.precision, fallback.map(|f| f.precision), speed, preferred);
         let (file, sha256) = match fallback {
             Some(f) if backbone_precision == f.precision => (&f.file, &f.sha256),
             _ => (&m.backbone.file, &m.backbone.sha256),

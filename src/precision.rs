@@ -8,7 +8,8 @@
 //! AVX-VNNI) the fp32 fallback runs. On ARM nothing was timed (qemu gives no timings) and the
 //! boards without dot product choose int8 for memory, so the bundle's own backbone runs there.
 //!
-//! `PANDERM_INT8=fast|slow` overrides the CPU's verdict (to test the fallback on any machine, or
+//! A board profile's `model.precision` wins when the bundle carries that precision
+//! ([`choose_preferring`]; `panderm --board`). `PANDERM_INT8=fast|slow` overrides the CPU's verdict (to test the fallback on any machine, or
 //! to force a choice in the field); anything else is an error at load.
 
 use crate::board::Precision;
@@ -84,6 +85,20 @@ pub fn choose(primary: Precision, fallback: Option<Precision>, speed: Int8Speed)
     }
 }
 
+/// [`choose`], except that a `preferred` precision (a board profile's `model.precision`: the
+/// deployer's explicit choice) wins when the bundle carries it.
+pub fn choose_preferring(
+    primary: Precision,
+    fallback: Option<Precision>,
+    speed: Int8Speed,
+    preferred: Option<Precision>,
+) -> Precision {
+    match preferred {
+        Some(p) if p == primary || Some(p) == fallback => p,
+        _ => choose(primary, fallback, speed),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +117,26 @@ mod tests {
         ];
         for (primary, fallback, speed, want) in cases {
             assert_eq!(choose(primary, fallback, speed), want, "{primary:?} {fallback:?} {speed:?}");
+        }
+    }
+
+    #[test]
+    fn a_board_preference_wins_when_the_bundle_has_it() {
+        let (fast, slow) = (Int8Speed::Fast("f"), Int8Speed::Slow("s"));
+        // (primary, fallback, speed, preferred, chosen)
+        let cases = [
+            (Int8, Some(Fp32), fast, Some(Fp32), Fp32),
+            (Int8, Some(Fp32), slow, Some(Int8), Int8),
+            (Int8, Some(Fp32), slow, None, Fp32),
+            (Int8, None, fast, Some(Fp32), Int8), // not in the bundle: the bundle's own runs
+            (Fp32, None, slow, Some(Int8), Fp32),
+        ];
+        for (primary, fallback, speed, preferred, want) in cases {
+            assert_eq!(
+                choose_preferring(primary, fallback, speed, preferred),
+                want,
+                "{primary:?} {fallback:?} {preferred:?}"
+            );
         }
     }
 

@@ -339,7 +339,8 @@ fn heads_json(out: &Output) -> serde_json::Value {
 
 /// The fp32 fallback runs where int8 is slow (`PANDERM_INT8=slow` stands for an x86_64 CPU
 /// without AVX-512 VNNI / AVX-VNNI, where tract's int8 was measured 2.8× slower than fp32), the
-/// int8 backbone elsewhere: the outputs are exactly those of the fp32 and the int8 demo bundles.
+/// int8 backbone elsewhere, and a board profile's precision wins: the outputs are exactly those of
+/// the fp32 and the int8 demo bundles.
 /// Both backbone files are verified at load, whichever runs; a bad `PANDERM_INT8` and a fallback
 /// that is not the fp32 form of an int8 backbone are refused.
 #[test]
@@ -368,6 +369,18 @@ fn int8_bundle_with_fp32_fallback_runs_the_precision_the_cpu_suits() {
     }
     // Without the override the CPU decides; the run succeeds either way.
     heads_json(&classify(&bundle, None));
+    // A board profile's precision wins when the bundle carries it (x86_64: fp32, rpi5: int8),
+    // whatever the CPU's verdict, and then there is no precision warning.
+    for (board, verdict, want) in [("x86_64", "fast", &fp32), ("rpi5", "slow", &int8)] {
+        let out = panderm_command()
+            .env("PANDERM_INT8", verdict)
+            .args(["classify", "--board", board, "--bundle", &bundle, "--json", &img])
+            .output()
+            .unwrap();
+        assert_eq!(&heads_json(&out), want, "--board {board}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("is set up for"), "--board {board}: {stderr}");
+    }
     assert_refused(&classify(&bundle, Some("maybe")), "PANDERM_INT8");
     assert!(panderm(&["verify", "--bundle", &bundle]).status.success());
 

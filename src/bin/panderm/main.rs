@@ -156,10 +156,10 @@ pub fn load_classifier(
 ) -> panderm_edge::Result<(Classifier, Option<Board>)> {
     let board = board_args.apply()?;
     let trust = trust_args.trust(board.as_ref())?;
-    let classifier = Classifier::load_with(bundle, &trust)?;
+    let classifier = Classifier::load_preferring(bundle, &trust, board.as_ref().map(|b| b.model.precision))?;
     if let Some(b) = &board {
         let spec = &classifier.bundle().manifest.backbone;
-        if let Some(warning) = b.check_backbone(&spec.variant, spec.precision)? {
+        if let Some(warning) = b.check_backbone(&spec.variant, classifier.backbone_precision())? {
             eprintln!("warning: {warning}");
         }
     }
