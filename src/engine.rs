@@ -153,10 +153,7 @@ impl Model {
 
     /// The input image size `(height, width)`, for image models.
     pub fn input_size(&self) -> Option<(usize, usize)> {
-        match self.sample_shape.as_slice() {
-            [3, h, w] => Some((*h, *w)),
-            _ => None,
-        }
+        crate::backend::InferenceModel::input_size(self)
     }
 
     /// The matrix-multiply kernels the optimized plan uses, one entry per distinct kernel name
@@ -200,61 +197,14 @@ impl Model {
 
     /// Runs an image model on up to `batch_size` images; returns, per image, its outputs.
     pub fn run(&self, images: &[&ImageTensor]) -> Result<Vec<Vec<Output>>> {
-        let Some((h, w)) = self.input_size() else {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("{} takes vectors, not images", self.path.display()),
-            ));
-        };
-        for img in images {
-            if img.data.len() != 3 * h * w || img.height != h || img.width != w {
-                return Err(Error::new(
-                    ErrorKind::InvalidInput,
-                    format!("image tensor is 3x{}x{}, the model expects 3x{h}x{w}", img.height, img.width),
-                ));
-            }
-        }
-        let samples: Vec<&[f32]> = images.iter().map(|i| i.data.as_slice()).collect();
-        self.run_samples(&samples)
+        crate::backend::InferenceModel::run(self, images)
     }
 
     /// Runs the model on up to `batch_size` samples, each `sample_shape` values (an image
     /// tensor or a feature vector); shorter batches are zero-padded. Returns, per sample, its
     /// outputs.
     pub fn run_samples(&self, samples: &[&[f32]]) -> Result<Vec<Vec<Output>>> {
-        if samples.is_empty() {
-            return Ok(Vec::new());
-        }
-        if samples.len() > self.batch_size {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("{} samples given to a model loaded for batches of {}", samples.len(), self.batch_size),
-            ));
-        }
-        let per_sample: usize = self.sample_shape.iter().product();
-        let mut data = vec![0f32; self.batch_size * per_sample];
-        for (i, s) in samples.iter().enumerate() {
-            if s.len() != per_sample {
-                return Err(Error::new(
-                    ErrorKind::InvalidInput,
-                    format!("input has {} values, the model expects {:?} = {per_sample}", s.len(), self.sample_shape),
-                ));
-            }
-            data[i * per_sample..(i + 1) * per_sample].copy_from_slice(s);
-        }
-        let outputs = self.run_raw(&data)?;
-        let mut per_image = vec![Vec::with_capacity(outputs.len()); samples.len()];
-        for out in outputs {
-            let per = out.values.len() / self.batch_size;
-            for (i, slot) in per_image.iter_mut().enumerate() {
-                slot.push(Output {
-                    name: out.name.clone(),
-                    shape: out.shape[1..].to_vec(),
-                    values: out.values[i * per..(i + 1) * per].to_vec(),
-                });
-            }
-        }
-        Ok(per_image)
+        crate::backend::InferenceModel::run_samples(self, samples)
     }
 
     /// Runs the model on a raw `[batch_size, 3, H, W]` buffer; returns every output for the

@@ -26,6 +26,7 @@
 
 pub mod abstain;
 pub mod audit_log;
+pub mod backend;
 pub mod batch;
 pub mod bench;
 pub mod board;
@@ -44,6 +45,8 @@ pub mod nnef;
 pub mod npy;
 pub mod onnx_quant;
 pub mod ops;
+#[cfg(feature = "ort")]
+pub mod ort_engine;
 pub mod precision;
 pub mod preprocess;
 pub mod quality;

@@ -98,3 +98,75 @@ fn onnxruntime_quantized_forms_run_like_onnxruntime() {
         }
     }
 }
+
+/// `panderm run --backend ort`: the runtime's ONNX Runtime engine (cargo feature `ort`, the
+/// wheel's libonnxruntime.so dlopened at run time) gives tract's outputs on the tiny fp32 model
+/// and the int8 demo backbone; each bad configuration is one line naming what is wrong.
+#[cfg(feature = "ort")]
+#[test]
+fn onnxruntime_backend_gives_tracts_outputs() {
+    let Some(lib) = common::ort::ort_library() else { return };
+    let lib = lib.to_string_lossy().into_owned();
+    let img = image("clinical_forearm_iphone14.jpg").to_string_lossy().into_owned();
+    let features = |out: &std::process::Output| -> Vec<f32> {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        floats(&v["outputs"]["features"])
+    };
+    // fp32: the two engines differ only in float accumulation order (1e-4 on O(1) features, as
+    // tract_and_onnxruntime_agree). int8 (our static-u8 MatMulInteger form): the integer GEMMs are
+    // exact in both, but a float difference before a quantizer can flip one activation code by a
+    // step; measured max 2.4e-7 on this model, bound 5e-3 as in tools/tests/quantize.rs.
+    for (model, tol) in
+        [(tiny_model("panderm_tiny_lp.onnx"), 1e-4f32), (root().join("models/demo-int8/backbone.onnx"), 5e-3)]
+    {
+        let m = model.to_string_lossy().into_owned();
+        let tract = features(&panderm(&["run", "--json", "--model", &m, &img]));
+        let ort =
+            features(&panderm(&["run", "--json", "--backend", "ort", "--ort-library", &lib, "--model", &m, &img]));
+        let diff = max_abs(&tract, &ort);
+        eprintln!("{m}: tract vs ONNX Runtime backend max abs {diff:.2e}");
+        assert!(diff <= tol, "{m}: max abs {diff}");
+    }
+    let out = panderm(&["run", "--timings", "--backend", "ort", "--ort-library", &lib, "--model", &lp(), &img]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("onnxruntime") && stderr.contains("placed on [CPUExecutionProvider]"), "{stderr}");
+
+    // A copy of the tiny model as tract NNEF: ONNX Runtime cannot run it.
+    let dir = temp_dir("ort-backend");
+    let nnef = dir.join("tiny.nnef.tar");
+    panderm_edge::engine::convert_to_nnef(&tiny_model("panderm_tiny_lp.onnx"), &nnef).unwrap();
+    let nnef = nnef.to_string_lossy().into_owned();
+    // (arguments, the one error line's needle)
+    let cases: [(Vec<&str>, &str); 4] = [
+        (vec!["--ort-library", &lib, "--providers", "vsinpu,cpu"], "execution provider `vsinpu` is not in"),
+        (vec!["--ort-library", "/nonexistent/libonnxruntime.so"], "/nonexistent/libonnxruntime.so"),
+        (vec!["--ort-library", "/etc/hostname"], "cannot load it"),
+        (vec!["--ort-library", &lib, "--model", &nnef], "NNEF archive, which only tract runs"),
+    ];
+    for (extra, needle) in cases {
+        let mut args = vec!["run", "--backend", "ort"];
+        if !extra.contains(&"--model") {
+            args.extend(["--model", lp_str()]);
+        }
+        args.extend(extra.iter().copied());
+        args.push(&img);
+        let out = panderm(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && !stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
+
+#[cfg(feature = "ort")]
+fn lp() -> String {
+    tiny_model("panderm_tiny_lp.onnx").to_string_lossy().into_owned()
+}
+
+#[cfg(feature = "ort")]
+fn lp_str() -> &'static str {
+    static LP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LP.get_or_init(lp)
+}

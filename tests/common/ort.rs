@@ -89,3 +89,29 @@ fn run_script(script: &str, args: &[&std::ffi::OsStr]) -> Option<std::process::O
     }
     Some(spawned.expect("checked above"))
 }
+
+/// The `libonnxruntime.so` of the reference venv's onnxruntime wheel (for the runtime's
+/// `--backend ort`), or `$ORT_DYLIB_PATH`. `None` = skip, as for [`ort_run`].
+pub fn ort_library() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        return Some(PathBuf::from(p));
+    }
+    let lib = workspace_root().join(".venv/lib");
+    let found = std::fs::read_dir(&lib).ok().into_iter().flatten().flatten().find_map(|py| {
+        let capi = py.path().join("site-packages/onnxruntime/capi");
+        std::fs::read_dir(capi)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so")))
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("PANDERM_REQUIRE_ORT").is_err(),
+            "PANDERM_REQUIRE_ORT is set but no libonnxruntime.so is under {}",
+            lib.display()
+        );
+        eprintln!("SKIPPED: no libonnxruntime.so (run scripts/setup-python.sh or set ORT_DYLIB_PATH)");
+    }
+    found
+}

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use panderm_edge::backend::{self, Backend, Provider};
 use panderm_edge::classify::EXIT_MODEL_ERROR;
 use panderm_edge::engine::{Model, ModelOptions};
 use panderm_edge::preprocess::{PreprocessConfig, preprocess_file};
@@ -27,6 +28,16 @@ pub struct RunArgs {
     /// Print load time and per-image preprocessing/inference times to stderr.
     #[arg(long)]
     timings: bool,
+    /// The engine: tract (default), or ONNX Runtime (`ort`; a build with the cargo feature
+    /// `ort` and a libonnxruntime.so 1.17+, see --ort-library).
+    #[arg(long, value_enum, default_value = "tract")]
+    backend: BackendKind,
+    /// libonnxruntime.so for --backend ort (default: $ORT_DYLIB_PATH).
+    #[arg(long, value_name = "PATH")]
+    ort_library: Option<PathBuf>,
+    /// Execution providers for --backend ort, in order (`cpu` allows the CPU fallback).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "cpu")]
+    providers: Vec<Provider>,
     #[command(flatten)]
     board: BoardArgs,
     /// Images (JPEG, PNG, BMP, TIFF, WebP).
@@ -34,17 +45,51 @@ pub struct RunArgs {
     images: Vec<PathBuf>,
 }
 
-pub fn run(args: RunArgs) -> ExitCode {
-    if let Err(e) = args.board.apply() {
-        return fail(e);
+/// `--backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// tract.
+    Tract,
+    /// ONNX Runtime.
+    Ort,
+}
+
+impl RunArgs {
+    fn backend(&self, board: Option<&panderm_edge::board::Board>) -> Result<Backend, String> {
+        match self.backend {
+            BackendKind::Tract => Ok(Backend::Tract),
+            BackendKind::Ort => {
+                let library =
+                    self.ort_library.clone().or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from)).ok_or(
+                        "--backend ort needs --ort-library PATH (or ORT_DYLIB_PATH): the libonnxruntime.so to load",
+                    )?;
+                let threads = self.board.threads.or(board.map(|b| b.cpu.threads as usize)).unwrap_or(1);
+                Ok(Backend::Ort { library, providers: self.providers.clone(), threads })
+            }
+        }
     }
+}
+
+pub fn run(args: RunArgs) -> ExitCode {
+    let board = match args.board.apply() {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let backend = match args.backend(board.as_ref()) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
     let started = Instant::now();
-    let model = match Model::load_with(&args.model, &ModelOptions::default()) {
+    let model = match backend::load(&args.model, &ModelOptions::default(), &backend) {
         Ok(m) => m,
         Err(e) => return fail(e),
     };
     if args.timings {
-        eprintln!("timing: model loaded and optimized in {:.3} s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "timing: model loaded and optimized in {:.3} s by {}",
+            started.elapsed().as_secs_f64(),
+            model.engine()
+        );
     }
     let cfg = PreprocessConfig { apply_exif_orientation: args.exif_orientation, ..PreprocessConfig::default() };
     let mut failures = 0usize;

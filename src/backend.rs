@@ -1,0 +1,265 @@
+//! The engine seam: a loaded model of either engine behind one trait. tract ([`engine::Model`])
+//! is the default and the only engine of the pure-Rust build; ONNX Runtime
+//! ([`crate::ort_engine`], cargo feature `ort`, the library `dlopen`ed at run time) is the route to
+//! the execution providers of NPU boards (issue 16, docs/npu.md).
+//!
+//! So far `panderm run --backend ort` uses it; the bundle pipeline (`classify`, `batch`,
+//! `compare`, `bench`) and board profiles' `[accelerator]` are the next step
+//! (docs/dev/ort-backend-plan.md).
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::engine::{self, BatchOutput, ModelOptions, Output};
+use crate::error::{Error, ErrorKind, Result};
+use crate::preprocess::ImageTensor;
+
+/// What ran a model: engine, version, and for ONNX Runtime the library and providers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EngineInfo {
+    /// `tract` or `onnxruntime`.
+    pub engine: &'static str,
+    /// The engine's version (`0.23.9`, `1.32.0`).
+    pub version: String,
+    /// ONNX Runtime: the library loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub library: Option<PathBuf>,
+    /// ONNX Runtime: the execution providers registered, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<String>,
+    /// ONNX Runtime: its node placement summary ("All nodes placed on [CPUExecutionProvider]…").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub placement: Vec<String>,
+}
+
+impl std::fmt::Display for EngineInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.engine, self.version)?;
+        if let Some(l) = &self.library {
+            write!(f, " ({})", l.display())?;
+        }
+        if !self.providers.is_empty() {
+            write!(f, ", providers {}", self.providers.join(", "))?;
+        }
+        for p in &self.placement {
+            write!(f, "; {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A loaded model, whichever engine runs it.
+pub trait InferenceModel: Send + Sync {
+    /// The file it was loaded from.
+    fn path(&self) -> &Path;
+    /// Input shape without the batch dimension: `[3, H, W]` or `[D]`.
+    fn sample_shape(&self) -> &[usize];
+    /// The batch size it was loaded for.
+    fn batch_size(&self) -> usize;
+    /// Output names, in graph order.
+    fn output_names(&self) -> &[String];
+    /// One `[batch_size, sample_shape…]` buffer in, every output for the whole batch out.
+    fn run_raw(&self, data: &[f32]) -> Result<Vec<BatchOutput>>;
+    /// What runs it.
+    fn engine(&self) -> EngineInfo;
+
+    /// The input image size `(height, width)`, for image models.
+    fn input_size(&self) -> Option<(usize, usize)> {
+        match self.sample_shape() {
+            [3, h, w] => Some((*h, *w)),
+            _ => None,
+        }
+    }
+
+    /// Runs an image model on up to `batch_size` images; returns, per image, its outputs.
+    fn run(&self, images: &[&ImageTensor]) -> Result<Vec<Vec<Output>>> {
+        let Some((h, w)) = self.input_size() else {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{} takes vectors, not images", self.path().display()),
+            ));
+        };
+        for img in images {
+            if img.data.len() != 3 * h * w || img.height != h || img.width != w {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("image tensor is 3x{}x{}, the model expects 3x{h}x{w}", img.height, img.width),
+                ));
+            }
+        }
+        let samples: Vec<&[f32]> = images.iter().map(|i| i.data.as_slice()).collect();
+        self.run_samples(&samples)
+    }
+
+    /// Runs the model on up to `batch_size` samples, each `sample_shape` values (an image tensor
+    /// or a feature vector); shorter batches are zero-padded. Returns, per sample, its outputs.
+    fn run_samples(&self, samples: &[&[f32]]) -> Result<Vec<Vec<Output>>> {
+        if samples.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch = self.batch_size();
+        if samples.len() > batch {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{} samples given to a model loaded for batches of {batch}", samples.len()),
+            ));
+        }
+        let per_sample: usize = self.sample_shape().iter().product();
+        let mut data = vec![0f32; batch * per_sample];
+        for (i, s) in samples.iter().enumerate() {
+            if s.len() != per_sample {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("input has {} values, the model expects {:?} = {per_sample}", s.len(), self.sample_shape()),
+                ));
+            }
+            data[i * per_sample..(i + 1) * per_sample].copy_from_slice(s);
+        }
+        let outputs = self.run_raw(&data)?;
+        let mut per_image = vec![Vec::with_capacity(outputs.len()); samples.len()];
+        for out in outputs {
+            let per = out.values.len() / batch;
+            for (i, slot) in per_image.iter_mut().enumerate() {
+                slot.push(Output {
+                    name: out.name.clone(),
+                    shape: out.shape[1..].to_vec(),
+                    values: out.values[i * per..(i + 1) * per].to_vec(),
+                });
+            }
+        }
+        Ok(per_image)
+    }
+}
+
+/// ONNX Runtime's execution providers, as `--providers` and board profiles name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// The CPU provider (always present; the explicit fallback).
+    Cpu,
+    /// VeriSilicon NPUs (NXP i.MX 8M Plus): `VSINPUExecutionProvider`.
+    Vsinpu,
+    /// Rockchip NPUs (upstream preview: RK1808 only): `RknpuExecutionProvider`.
+    Rknpu,
+    /// Qualcomm: `QNNExecutionProvider`.
+    Qnn,
+    /// Android NNAPI: `NnapiExecutionProvider`.
+    Nnapi,
+    /// Arm Compute Library: `ACLExecutionProvider`.
+    Acl,
+    /// XNNPACK: `XnnpackExecutionProvider`.
+    Xnnpack,
+}
+
+impl Provider {
+    /// The lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Cpu => "cpu",
+            Provider::Vsinpu => "vsinpu",
+            Provider::Rknpu => "rknpu",
+            Provider::Qnn => "qnn",
+            Provider::Nnapi => "nnapi",
+            Provider::Acl => "acl",
+            Provider::Xnnpack => "xnnpack",
+        }
+    }
+}
+
+/// Which engine loads a model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Backend {
+    /// tract (default).
+    #[default]
+    Tract,
+    /// ONNX Runtime from `library`, with `providers` in order, `threads` intra-op threads.
+    Ort {
+        /// Path of `libonnxruntime.so`.
+        library: PathBuf,
+        /// Execution providers in order of preference (include `Cpu` to allow the CPU).
+        providers: Vec<Provider>,
+        /// Intra-op threads.
+        threads: usize,
+    },
+}
+
+impl InferenceModel for engine::Model {
+    fn path(&self) -> &Path {
+        engine::Model::path(self)
+    }
+    fn sample_shape(&self) -> &[usize] {
+        engine::Model::sample_shape(self)
+    }
+    fn batch_size(&self) -> usize {
+        engine::Model::batch_size(self)
+    }
+    fn output_names(&self) -> &[String] {
+        engine::Model::output_names(self)
+    }
+    fn run_raw(&self, data: &[f32]) -> Result<Vec<BatchOutput>> {
+        engine::Model::run_raw(self, data)
+    }
+    fn engine(&self) -> EngineInfo {
+        EngineInfo {
+            engine: "tract",
+            version: TRACT_VERSION.into(),
+            library: None,
+            providers: Vec::new(),
+            placement: Vec::new(),
+        }
+    }
+}
+
+/// The tract version this runtime is built on (pinned in Cargo.toml).
+pub const TRACT_VERSION: &str = "0.23.9";
+
+/// Loads a model file with the chosen engine.
+pub fn load(path: &Path, options: &ModelOptions, backend: &Backend) -> Result<Box<dyn InferenceModel>> {
+    match backend {
+        Backend::Tract => Ok(Box::new(engine::Model::load_with(path, options)?)),
+        Backend::Ort { library, providers, threads } => {
+            let bytes = crate::fsutil::read_regular(path, crate::fsutil::caps::BACKBONE, "model file")?;
+            if crate::nnef::is_nnef(&bytes) {
+                return Err(Error::new(
+                    ErrorKind::ModelLoad,
+                    format!(
+                        "{}: an NNEF archive, which only tract runs: use the ONNX file (`panderm-tools bundle --format onnx`) or --backend tract",
+                        path.display()
+                    ),
+                ));
+            }
+            load_ort(&bytes, path, options, library, providers, *threads)
+        }
+    }
+}
+
+#[cfg(feature = "ort")]
+fn load_ort(
+    bytes: &[u8],
+    path: &Path,
+    options: &ModelOptions,
+    library: &Path,
+    providers: &[Provider],
+    threads: usize,
+) -> Result<Box<dyn InferenceModel>> {
+    Ok(Box::new(crate::ort_engine::OrtModel::load_bytes(bytes, path, options, library, providers, threads)?))
+}
+
+#[cfg(not(feature = "ort"))]
+fn load_ort(
+    _bytes: &[u8],
+    path: &Path,
+    _options: &ModelOptions,
+    _library: &Path,
+    _providers: &[Provider],
+    _threads: usize,
+) -> Result<Box<dyn InferenceModel>> {
+    Err(Error::new(
+        ErrorKind::ModelLoad,
+        format!(
+            "{}: this panderm was built without ONNX Runtime support (cargo feature `ort`); use --backend tract",
+            path.display()
+        ),
+    ))
+}
