@@ -51,6 +51,19 @@ pub struct BatchOutput {
     pub values: Vec<f32>,
 }
 
+impl BatchOutput {
+    /// An engine's output `name` of `shape`, refused unless its leading dimension is `batch`.
+    pub fn checked(name: &str, shape: Vec<usize>, values: Vec<f32>, batch: usize) -> Result<BatchOutput> {
+        if shape.first() != Some(&batch) {
+            return Err(Error::new(
+                ErrorKind::Inference,
+                format!("output `{name}` has shape {shape:?}, expected a leading batch dimension of {batch}"),
+            ));
+        }
+        Ok(BatchOutput { name: name.to_owned(), shape, values })
+    }
+}
+
 /// A loaded, optimized model ready to run.
 pub struct Model {
     path: PathBuf,
@@ -223,16 +236,7 @@ impl Model {
                 .to_plain_array_view::<f32>()
                 .map_err(|e| Error::new(ErrorKind::Inference, format!("output `{name}` is not float32: {e}")))?;
             let shape = view.shape().to_vec();
-            if shape.first() != Some(&self.batch_size) {
-                return Err(Error::new(
-                    ErrorKind::Inference,
-                    format!(
-                        "output `{name}` has shape {shape:?}, expected a leading batch dimension of {}",
-                        self.batch_size
-                    ),
-                ));
-            }
-            result.push(BatchOutput { name: name.clone(), shape, values: view.iter().copied().collect() });
+            result.push(BatchOutput::checked(name, shape, view.iter().copied().collect(), self.batch_size)?);
         }
         Ok(result)
     }

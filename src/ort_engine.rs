@@ -259,16 +259,7 @@ impl InferenceModel for OrtModel {
                 .try_extract_tensor::<f32>()
                 .map_err(|e| Error::new(ErrorKind::Inference, format!("output `{name}` is not float32: {e}")))?;
             let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
-            if shape.first() != Some(&self.batch_size) {
-                return Err(Error::new(
-                    ErrorKind::Inference,
-                    format!(
-                        "output `{name}` has shape {shape:?}, expected a leading batch dimension of {}",
-                        self.batch_size
-                    ),
-                ));
-            }
-            result.push(BatchOutput { name: name.clone(), shape, values: values.to_vec() });
+            result.push(BatchOutput::checked(name, shape, values.to_vec(), self.batch_size)?);
         }
         Ok(result)
     }
