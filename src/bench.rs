@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::backend::{Backend, EngineInfo, InferenceModel};
 use crate::engine::{Model, ModelOptions, OpTime};
 use crate::error::{Error, ErrorKind, Result};
 use crate::preprocess::{ImageTensor, PreprocessConfig, preprocess_file};
@@ -19,6 +20,8 @@ use crate::preprocess::{ImageTensor, PreprocessConfig, preprocess_file};
 /// What one benchmark measured.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BenchReport {
+    /// The engine that ran it.
+    pub engine: EngineInfo,
     /// The model file.
     pub model: String,
     /// Its size in bytes.
@@ -80,13 +83,32 @@ fn percentile_ms(sorted: &[f64], p: f64) -> f64 {
 /// [`crate::engine::set_threads`]; it is recorded in the report.
 /// With `profile`, `runs` more runs are timed per operator ([`Model::profile`]) after the
 /// latency runs (so they do not disturb them).
-pub fn bench(model: &Path, image: Option<&Path>, runs: usize, threads: usize, profile: bool) -> Result<BenchReport> {
+pub fn bench(
+    model: &Path,
+    image: Option<&Path>,
+    runs: usize,
+    threads: usize,
+    profile: bool,
+    backend: &Backend,
+) -> Result<BenchReport> {
     if runs == 0 {
         return Err(Error::new(ErrorKind::InvalidInput, "--runs must be at least 1"));
     }
+    if profile && *backend != Backend::Tract {
+        return Err(Error::new(ErrorKind::InvalidInput, "--profile times tract's plan; it needs --backend tract"));
+    }
     let file_bytes = std::fs::metadata(model).map_err(|e| Error::io(model, e))?.len();
     let t = Instant::now();
-    let m = Model::load_with(model, &ModelOptions::default())?;
+    // tract's Model directly (its per-operator profile), any other engine behind the seam.
+    let (tract, other) = match backend {
+        Backend::Tract => (Some(Model::load_with(model, &ModelOptions::default())?), None),
+        other => (None, Some(crate::backend::load(model, &ModelOptions::default(), other)?)),
+    };
+    let m: &dyn InferenceModel = match (&tract, &other) {
+        (Some(t), _) => t,
+        (None, Some(o)) => o.as_ref(),
+        (None, None) => unreachable!("one engine was loaded just above"),
+    };
     let load_s = t.elapsed().as_secs_f64();
     let input = match image {
         Some(p) => preprocess_file(p, &PreprocessConfig::default())?,
@@ -105,8 +127,12 @@ pub fn bench(model: &Path, image: Option<&Path>, runs: usize, threads: usize, pr
     times.sort_by(f64::total_cmp);
     let median_ms = percentile_ms(&times, 50.0);
     let peak_rss_mib = peak_rss_mib();
-    let profile = if profile { Some(m.profile(&input, runs)?) } else { None };
+    let profile = match (&tract, profile) {
+        (Some(t), true) => Some(t.profile(&input, runs)?),
+        _ => None,
+    };
     Ok(BenchReport {
+        engine: m.engine(),
         model: model.to_string_lossy().into_owned(),
         file_bytes,
         threads,
@@ -126,10 +152,11 @@ impl BenchReport {
     /// A short human-readable summary.
     pub fn human(&self) -> String {
         format!(
-            "{}: {:.1} MB, {} thread(s)\n  load {:.2} s, first run {:.1} ms\n  {} runs: median {:.1} ms, p90 {:.1} ms, min {:.1} ms, {:.2} images/s\n  peak RSS {}\n",
+            "{}: {:.1} MB, {} thread(s), {}\n  load {:.2} s, first run {:.1} ms\n  {} runs: median {:.1} ms, p90 {:.1} ms, min {:.1} ms, {:.2} images/s\n  peak RSS {}\n",
             self.model,
             self.file_bytes as f64 / 1e6,
             self.threads,
+            self.engine,
             self.load_s,
             self.first_run_ms,
             self.runs,

@@ -132,6 +132,15 @@ fn onnxruntime_backend_gives_tracts_outputs() {
     let out = panderm(&["run", "--timings", "--backend", "ort", "--ort-library", &lib, "--model", &lp(), &img]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("onnxruntime") && stderr.contains("placed on [CPUExecutionProvider]"), "{stderr}");
+    // `bench --backend ort` reports the engine that ran; --profile is tract's.
+    let out = panderm(&["bench", "--json", "--runs", "2", "--backend", "ort", "--ort-library", &lib, "--model", &lp()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["engine"]["engine"], "onnxruntime", "{report}");
+    assert!(report["median_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{report}");
+    let out =
+        panderm(&["bench", "--profile", "--runs", "1", "--backend", "ort", "--ort-library", &lib, "--model", &lp()]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("needs --backend tract"));
 
     // A copy of the tiny model as tract NNEF: ONNX Runtime cannot run it.
     let dir = temp_dir("ort-backend");

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use panderm_edge::bench::bench;
 
-use crate::{BoardArgs, fail};
+use crate::{BoardArgs, EngineArgs, fail};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -15,6 +15,8 @@ pub struct BenchArgs {
     // Inference threads: `--threads`, else the board's, else 1.
     #[command(flatten)]
     board: BoardArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Timed runs after one warm-up.
     #[arg(long, default_value_t = 20)]
     runs: usize,
@@ -35,7 +37,11 @@ pub fn bench_cmd(args: BenchArgs) -> ExitCode {
         Ok(b) => args.board.threads_in_effect(b.as_ref()),
         Err(e) => return fail(e),
     };
-    match bench(&args.model, args.image.as_deref(), args.runs, threads, args.profile) {
+    let backend = match args.engine.backend(threads) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    match bench(&args.model, args.image.as_deref(), args.runs, threads, args.profile, &backend) {
         Ok(r) => {
             if args.json {
                 println!("{}", serde_json::to_string(&r).expect("reports always serialise"));

@@ -146,6 +146,48 @@ impl TrustArgs {
     }
 }
 
+/// `--backend`, `--ort-library`, `--providers`: which engine runs a model (`run`, `bench`).
+#[derive(clap::Args, Debug, Default)]
+pub struct EngineArgs {
+    /// The engine: tract (default), or ONNX Runtime (`ort`: a build with the cargo feature `ort`
+    /// and a libonnxruntime.so 1.17+, see --ort-library).
+    #[arg(long, value_enum, default_value = "tract")]
+    pub backend: BackendKind,
+    /// libonnxruntime.so for --backend ort (default: $ORT_DYLIB_PATH).
+    #[arg(long, value_name = "PATH")]
+    pub ort_library: Option<PathBuf>,
+    /// Execution providers for --backend ort, in order (`cpu` allows the CPU fallback).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "cpu")]
+    pub providers: Vec<panderm_edge::backend::Provider>,
+}
+
+/// `--backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// tract.
+    #[default]
+    Tract,
+    /// ONNX Runtime.
+    Ort,
+}
+
+impl EngineArgs {
+    /// The engine to load with, ONNX Runtime with `threads` intra-op threads.
+    pub fn backend(&self, threads: usize) -> Result<panderm_edge::backend::Backend, String> {
+        use panderm_edge::backend::Backend;
+        match self.backend {
+            BackendKind::Tract => Ok(Backend::Tract),
+            BackendKind::Ort => {
+                let library =
+                    self.ort_library.clone().or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from)).ok_or(
+                        "--backend ort needs --ort-library PATH (or ORT_DYLIB_PATH): the libonnxruntime.so to load",
+                    )?;
+                Ok(Backend::Ort { library, providers: self.providers.clone(), threads })
+            }
+        }
+    }
+}
+
 /// What every classifying command does first: apply the board profile (threads), collect the
 /// trusted keys, load the bundle (signature checked before anything is parsed, every file
 /// verified), and check the bundle's backbone against the board (warnings printed).

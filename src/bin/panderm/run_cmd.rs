@@ -4,13 +4,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use panderm_edge::backend::{self, Backend, Provider};
+use panderm_edge::backend;
 use panderm_edge::classify::EXIT_MODEL_ERROR;
 use panderm_edge::engine::{Model, ModelOptions};
 use panderm_edge::preprocess::{PreprocessConfig, preprocess_file};
 use panderm_edge::run_report::{RunRecord, human_summary};
 
-use crate::{BoardArgs, fail};
+use crate::{BoardArgs, EngineArgs, fail};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -28,16 +28,8 @@ pub struct RunArgs {
     /// Print load time and per-image preprocessing/inference times to stderr.
     #[arg(long)]
     timings: bool,
-    /// The engine: tract (default), or ONNX Runtime (`ort`; a build with the cargo feature
-    /// `ort` and a libonnxruntime.so 1.17+, see --ort-library).
-    #[arg(long, value_enum, default_value = "tract")]
-    backend: BackendKind,
-    /// libonnxruntime.so for --backend ort (default: $ORT_DYLIB_PATH).
-    #[arg(long, value_name = "PATH")]
-    ort_library: Option<PathBuf>,
-    /// Execution providers for --backend ort, in order (`cpu` allows the CPU fallback).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "cpu")]
-    providers: Vec<Provider>,
+    #[command(flatten)]
+    engine: EngineArgs,
     #[command(flatten)]
     board: BoardArgs,
     /// Images (JPEG, PNG, BMP, TIFF, WebP).
@@ -45,37 +37,12 @@ pub struct RunArgs {
     images: Vec<PathBuf>,
 }
 
-/// `--backend`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackendKind {
-    /// tract.
-    Tract,
-    /// ONNX Runtime.
-    Ort,
-}
-
-impl RunArgs {
-    fn backend(&self, board: Option<&panderm_edge::board::Board>) -> Result<Backend, String> {
-        match self.backend {
-            BackendKind::Tract => Ok(Backend::Tract),
-            BackendKind::Ort => {
-                let library =
-                    self.ort_library.clone().or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from)).ok_or(
-                        "--backend ort needs --ort-library PATH (or ORT_DYLIB_PATH): the libonnxruntime.so to load",
-                    )?;
-                let threads = self.board.threads.or(board.map(|b| b.cpu.threads as usize)).unwrap_or(1);
-                Ok(Backend::Ort { library, providers: self.providers.clone(), threads })
-            }
-        }
-    }
-}
-
 pub fn run(args: RunArgs) -> ExitCode {
     let board = match args.board.apply() {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
-    let backend = match args.backend(board.as_ref()) {
+    let backend = match args.engine.backend(args.board.threads_in_effect(board.as_ref())) {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
