@@ -9,8 +9,8 @@
 #
 # models/demo-int8/ is models/demo/ with the backbone quantized by `panderm-tools quantize`
 # (default static-u8 scheme, calibrated on the 150 synthetic images made below): the same heads,
-# thresholds and abstention rule. Its backbone stays ONNX (tract 0.23.9 cannot write quantized
-# graphs as NNEF). Every step is deterministic; --int8-only checks that the backbone and heads it
+# thresholds and abstention rule. Its backbone stays ONNX like models/demo's (tests read and
+# compare the file; `bundle` writes int8 backbones as NNEF by default). Every step is deterministic; --int8-only checks that the backbone and heads it
 # rebuilds are byte-identical to the committed models/demo/ before quantizing, so the int8 bundle
 # is always the int8 form of the committed fp32 one.
 #
