@@ -478,6 +478,29 @@ fn bundle_carries_an_fp32_fallback_of_the_same_model_only() {
     let v = Command::new(panderm_bin()).args(["verify", "--bundle", &s(&out)]).output().unwrap();
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
 
+    // Default format: both backbones as NNEF.
+    let nnef = dir.join("nnef");
+    let o =
+        tools(&["bundle", "--backbone", &s(&int8), "--fallback-backbone", &s(&fp32), "--name", "fb", "-o", &s(&nnef)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = panderm_edge::bundle::Manifest::parse(&std::fs::read_to_string(nnef.join("manifest.toml")).unwrap(), &nnef)
+        .unwrap();
+    let f = m.backbone_fallback.expect("[backbone_fallback]");
+    assert_eq!((f.file.as_str(), f.format), ("backbone.fp32.nnef.tar", panderm_edge::bundle::ModelFormat::Nnef));
+    assert_eq!(m.backbone.format, panderm_edge::bundle::ModelFormat::Nnef);
+    // Both NNEF files load and run (the int8 one through the quantizer serializer of src/nnef.rs).
+    for file in ["backbone.fp32.nnef.tar", "backbone.nnef.tar"] {
+        let v = Command::new(panderm_bin())
+            .args(["run", "--model"])
+            .arg(nnef.join(file))
+            .arg(root().join("tests/fixtures/images/synthetic_224.png"))
+            .output()
+            .unwrap();
+        assert!(v.status.success(), "{file}: {}", String::from_utf8_lossy(&v.stderr));
+    }
+    let v = Command::new(panderm_bin()).args(["verify", "--bundle", &s(&nnef)]).output().unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+
     // (backbone, fallback, refusal)
     let cases = [
         (&int8, &int8, "is the fp32 form of an int8 --backbone (here: int8 backbone, int8 fallback)"),
