@@ -3,8 +3,9 @@
 //! ([`crate::ort_engine`], cargo feature `ort`, the library `dlopen`ed at run time) is the route to
 //! the execution providers of NPU boards (issue 16, docs/npu.md).
 //!
-//! So far `panderm run --backend ort` uses it; the bundle pipeline (`classify`, `batch`,
-//! `compare`, `bench`) and board profiles' `[accelerator]` are the next step
+//! `panderm run`, `bench`, `classify`, `batch` and `compare` take `--backend ort` (the bundle's
+//! backbone runs on the chosen engine; heads stay on tract: microsecond linear layers). Board
+//! profiles' `[accelerator]` and the engine in reports and the audit record are the next step
 //! (docs/dev/ort-backend-plan.md).
 
 use std::path::{Path, PathBuf};
@@ -218,9 +219,26 @@ pub const TRACT_VERSION: &str = "0.23.9";
 pub fn load(path: &Path, options: &ModelOptions, backend: &Backend) -> Result<Box<dyn InferenceModel>> {
     match backend {
         Backend::Tract => Ok(Box::new(engine::Model::load_with(path, options)?)),
-        Backend::Ort { library, providers, threads } => {
+        Backend::Ort { .. } => {
             let bytes = crate::fsutil::read_regular(path, crate::fsutil::caps::BACKBONE, "model file")?;
-            if crate::nnef::is_nnef(&bytes) {
+            load_bytes(&bytes, path, options, backend)
+        }
+    }
+}
+
+/// Loads a model from bytes already in memory (a bundle file whose digest was checked on these
+/// very bytes; `path` names it in messages) with the chosen engine. An NNEF archive is tract's
+/// format: refused for ONNX Runtime.
+pub fn load_bytes(
+    bytes: &[u8],
+    path: &Path,
+    options: &ModelOptions,
+    backend: &Backend,
+) -> Result<Box<dyn InferenceModel>> {
+    match backend {
+        Backend::Tract => Ok(Box::new(engine::Model::load_bytes(bytes, path, options)?)),
+        Backend::Ort { library, providers, threads } => {
+            if crate::nnef::is_nnef(bytes) {
                 return Err(Error::new(
                     ErrorKind::ModelLoad,
                     format!(
@@ -229,7 +247,7 @@ pub fn load(path: &Path, options: &ModelOptions, backend: &Backend) -> Result<Bo
                     ),
                 ));
             }
-            load_ort(&bytes, path, options, library, providers, *threads)
+            load_ort(bytes, path, options, library, providers, *threads)
         }
     }
 }

@@ -22,6 +22,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::abstain::{Abstention, Centroids};
+use crate::backend::{Backend, EngineInfo, InferenceModel};
 use crate::bundle::{BackboneKind, Bundle, FileKind, HeadRole, Task};
 use crate::engine::{Model, ModelOptions};
 use crate::error::{Error, ErrorKind, Result};
@@ -235,9 +236,10 @@ struct LoadedHead {
 pub struct Classifier {
     bundle: Bundle,
     preprocess: PreprocessConfig,
-    backbone: Model,
+    backbone: Box<dyn InferenceModel>,
     backbone_output: usize,
     backbone_precision: crate::board::Precision,
+    engine: EngineInfo,
     heads: Vec<LoadedHead>,
     bundle_id: String,
     quality: QualityThresholds,
@@ -276,21 +278,35 @@ impl Classifier {
         trust: &Trust,
         preferred: Option<crate::board::Precision>,
     ) -> Result<Classifier> {
+        Classifier::load_with_engine(dir, trust, preferred, &Backend::Tract)
+    }
+
+    /// [`Classifier::load_preferring`] with the backbone on the chosen engine (tract, or ONNX
+    /// Runtime: then the bundle's own `[backbone]` runs, since the fp32 fallback answers tract's
+    /// int8 speed, and it must be ONNX). Heads always run on tract.
+    pub fn load_with_engine(
+        dir: &Path,
+        trust: &Trust,
+        preferred: Option<crate::board::Precision>,
+        engine: &Backend,
+    ) -> Result<Classifier> {
         let bundle = Bundle::open_with(dir, trust)?;
         let m = &bundle.manifest;
         // An int8 backbone with an fp32 fallback: the fallback runs where int8 is slow here.
         let speed = crate::precision::int8_speed()?;
-        let fallback = m.backbone_fallback.as_ref();
+        let fallback = m.backbone_fallback.as_ref().filter(|_| *engine == Backend::Tract);
         let backbone_precision =
             crate::precision::choose_preferring(m.backbone.precision, fallback.map(|f| f.precision), speed, preferred);
         let (file, sha256) = match fallback {
             Some(f) if backbone_precision == f.precision => (&f.file, &f.sha256),
             _ => (&m.backbone.file, &m.backbone.sha256),
         };
-        if let Some(f) = fallback {
+        if fallback.is_some() {
             log::info!("{} backbone `{file}` ({})", backbone_precision.name(), speed.reason());
-            // The other backbone is not loaded, but a modified bundle must not load at all: its
-            // digest is checked too (streamed, never in memory).
+        }
+        // The other backbone is not loaded, but a modified bundle must not load at all: its
+        // digest is checked too (streamed, never in memory).
+        if let Some(f) = &m.backbone_fallback {
             let (other, other_sha) =
                 if file == &f.file { (&m.backbone.file, &m.backbone.sha256) } else { (&f.file, &f.sha256) };
             bundle.check_digest(other, other_sha, FileKind::Backbone)?;
@@ -298,8 +314,9 @@ impl Classifier {
         let backbone = {
             let bytes = bundle.read_verified(file, sha256, FileKind::Backbone)?;
             bundle.check_model_format(file, &bytes)?;
-            Model::load_bytes(&bytes, &bundle.path_of(file), &ModelOptions::default())?
+            crate::backend::load_bytes(&bytes, &bundle.path_of(file), &ModelOptions::default(), engine)?
         };
+        let engine_info = backbone.engine();
         let backbone_output =
             backbone.output_names().iter().position(|n| *n == m.backbone.output).ok_or_else(|| {
                 Error::new(
@@ -361,10 +378,11 @@ impl Classifier {
         let bundle_id = format!("{} {}", m.bundle.name, m.bundle.version);
         let quality = m.quality.clone();
         log::info!(
-            "bundle {bundle_id} loaded from {}: {} {} backbone, {} head(s), {}",
+            "bundle {bundle_id} loaded from {}: {} {} backbone on {}, {} head(s), {}",
             dir.display(),
             m.backbone.variant,
             backbone_precision.name(),
+            engine_info,
             heads.len(),
             bundle.signature.describe()
         );
@@ -374,6 +392,7 @@ impl Classifier {
             backbone,
             backbone_output,
             backbone_precision,
+            engine: engine_info,
             heads,
             bundle_id,
             quality,
@@ -381,6 +400,11 @@ impl Classifier {
             centroids,
             tta: None,
         })
+    }
+
+    /// The engine that runs the backbone (tract, or ONNX Runtime with its providers).
+    pub fn engine(&self) -> &EngineInfo {
+        &self.engine
     }
 
     /// The precision of the backbone that runs: the bundle's `[backbone]`, or its fp32

@@ -142,6 +142,31 @@ fn onnxruntime_backend_gives_tracts_outputs() {
         panderm(&["bench", "--profile", "--runs", "1", "--backend", "ort", "--ort-library", &lib, "--model", &lp()]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("needs --backend tract"));
 
+    // `classify --backend ort`: the bundle's backbone on ONNX Runtime, the heads on tract; the
+    // probabilities are tract's within the features' difference (≤ 1.4e-6 above, through
+    // linear heads and a softmax: 1e-4 is ample), for the fp32 and the int8 demo bundles.
+    for bundle in [demo(), root().join("models/demo-int8")] {
+        let b = bundle.to_string_lossy().into_owned();
+        let probs = |out: &std::process::Output| -> Vec<f32> {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{stderr}");
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            v["heads"].as_array().unwrap().iter().flat_map(|h| floats(&h["probabilities"])).collect()
+        };
+        let tract = probs(&panderm(&["classify", "--json", "--bundle", &b, &img]));
+        let out = panderm_command()
+            .env("RUST_LOG", "panderm_edge=info")
+            .args(["classify", "--json", "--backend", "ort", "--ort-library", &lib, "--bundle", &b, &img])
+            .output()
+            .unwrap();
+        let ort = probs(&out);
+        let diff = max_abs(&tract, &ort);
+        eprintln!("{b}: classify, tract vs ONNX Runtime backbone, probabilities max abs {diff:.2e}");
+        assert!(diff <= 1e-4, "{b}: {diff}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("backbone on onnxruntime"), "{stderr}");
+    }
+
     // A copy of the tiny model as tract NNEF: ONNX Runtime cannot run it.
     let dir = temp_dir("ort-backend");
     let nnef = dir.join("tiny.nnef.tar");

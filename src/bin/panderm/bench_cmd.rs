@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use panderm_edge::bench::bench;
 
-use crate::{BoardArgs, EngineArgs, fail};
+use crate::{BoardArgs, fail};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -15,8 +15,6 @@ pub struct BenchArgs {
     // Inference threads: `--threads`, else the board's, else 1.
     #[command(flatten)]
     board: BoardArgs,
-    #[command(flatten)]
-    engine: EngineArgs,
     /// Timed runs after one warm-up.
     #[arg(long, default_value_t = 20)]
     runs: usize,
@@ -37,7 +35,7 @@ pub fn bench_cmd(args: BenchArgs) -> ExitCode {
         Ok(b) => args.board.threads_in_effect(b.as_ref()),
         Err(e) => return fail(e),
     };
-    let backend = match args.engine.backend(threads) {
+    let backend = match args.board.engine.backend(threads) {
         Ok(b) => b,
         Err(e) => return fail(e),
     };

@@ -104,6 +104,8 @@ pub struct BoardArgs {
     /// Inference threads (overrides the board's).
     #[arg(long)]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 impl BoardArgs {
@@ -146,7 +148,8 @@ impl TrustArgs {
     }
 }
 
-/// `--backend`, `--ort-library`, `--providers`: which engine runs a model (`run`, `bench`).
+/// `--backend`, `--ort-library`, `--providers`: which engine runs a model (every command that runs
+/// one: part of [`BoardArgs`]).
 #[derive(clap::Args, Debug, Default)]
 pub struct EngineArgs {
     /// The engine: tract (default), or ONNX Runtime (`ort`: a build with the cargo feature `ort`
@@ -198,7 +201,11 @@ pub fn load_classifier(
 ) -> panderm_edge::Result<(Classifier, Option<Board>)> {
     let board = board_args.apply()?;
     let trust = trust_args.trust(board.as_ref())?;
-    let classifier = Classifier::load_preferring(bundle, &trust, board.as_ref().map(|b| b.model.precision))?;
+    let engine = board_args
+        .engine
+        .backend(board_args.threads_in_effect(board.as_ref()))
+        .map_err(|e| panderm_edge::Error::new(panderm_edge::ErrorKind::InvalidInput, e))?;
+    let classifier = Classifier::load_with_engine(bundle, &trust, board.as_ref().map(|b| b.model.precision), &engine)?;
     if let Some(b) = &board {
         let spec = &classifier.bundle().manifest.backbone;
         if let Some(warning) = b.check_backbone(&spec.variant, classifier.backbone_precision())? {

@@ -10,7 +10,7 @@ use panderm_edge::engine::{Model, ModelOptions};
 use panderm_edge::preprocess::{PreprocessConfig, preprocess_file};
 use panderm_edge::run_report::{RunRecord, human_summary};
 
-use crate::{BoardArgs, EngineArgs, fail};
+use crate::{BoardArgs, fail};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -29,8 +29,6 @@ pub struct RunArgs {
     #[arg(long)]
     timings: bool,
     #[command(flatten)]
-    engine: EngineArgs,
-    #[command(flatten)]
     board: BoardArgs,
     /// Images (JPEG, PNG, BMP, TIFF, WebP).
     #[arg(required = true)]
@@ -42,7 +40,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
-    let backend = match args.engine.backend(args.board.threads_in_effect(board.as_ref())) {
+    let backend = match args.board.engine.backend(args.board.threads_in_effect(board.as_ref())) {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
