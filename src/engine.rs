@@ -352,8 +352,12 @@ pub fn load_decluttered_bytes(bytes: &[u8], path: &Path, options: &ModelOptions)
         guard(path, "not a valid ONNX file (truncated or corrupt?)", || onnx.proto_model_for_read(&mut &bytes[..]))?;
     check_onnx_graph(&proto).map_err(|e| load_err(path, "refused ONNX graph", e))?;
     // ONNX Runtime's quantized forms (QDQ, QOperator) rewritten into what tract runs right.
-    let rewritten =
-        crate::onnx_quant::import(&mut proto).map_err(|e| load_err(path, "unsupported quantized model", e))?;
+    // Under catch_unwind like tract's steps (`guard`): a crafted file must be refused, not crash.
+    let rewritten = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::onnx_quant::import(&mut proto)))
+        .unwrap_or_else(|p| {
+            Err(format!("the quantized-graph import failed on this file ({})", crate::error::panic_message(p.as_ref())))
+        })
+        .map_err(|e| load_err(path, "unsupported quantized model", e))?;
     if rewritten.changed() {
         log::info!("{}: quantized graph imported: {rewritten}", path.display());
     }

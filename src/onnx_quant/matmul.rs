@@ -38,7 +38,9 @@ pub fn to_matmul_integer(graph: &mut pb::GraphProto, names: &mut Names) -> Resul
         if mm.op_type != "MatMul" || mm.input.len() != 2 {
             continue;
         }
-        let dq = |v: &str| producers.get(v).map(|&p| &graph.node[p]).filter(|n| n.op_type == "DequantizeLinear");
+        let dq = |v: &str| {
+            producers.get(v).map(|&p| &graph.node[p]).filter(|n| n.op_type == "DequantizeLinear" && !n.input.is_empty())
+        };
         let (Some(da), Some(db)) = (dq(&mm.input[0]), dq(&mm.input[1])) else { continue };
         let Some(plan) = plan(&consts, da, db)? else { continue };
         let Some(out) = mm.output.first() else { continue };
@@ -104,6 +106,9 @@ fn plan(consts: &Constants, da: &pb::NodeProto, db: &pb::NodeProto) -> Result<Op
     let Some(w) = consts.get(&db.input[0])? else { return Ok(None) };
     let (Values::I8(wv), [k, n]) = (&w.values, w.dims.as_slice()) else { return Ok(None) };
     let (k, n) = (*k as usize, *n as usize);
+    if k == 0 || n == 0 {
+        return Ok(None);
+    }
     if let Some(z) = graph::input(db, 2) {
         match consts.get(z)?.and_then(|c| c.as_i64()) {
             Some(v) if v.iter().all(|&x| x == 0) => {}

@@ -73,7 +73,7 @@ pub fn expand(graph: &mut pb::GraphProto, names: &mut Names) -> Result<usize, St
                 if let Some(bias) = graph::input(n, 8) {
                     // The int32 bias is in units of x_scale · w_scale (per output channel).
                     let sx = scalar_scale(&consts, n, 1)?;
-                    let sw = consts.get(&n.input[4])?.ok_or_else(|| not_const(n, "w_scale"))?;
+                    let sw = consts.get(required(n, 4, "w_scale")?)?.ok_or_else(|| not_const(n, "w_scale"))?;
                     let Values::F32(sw) = sw.values else { return Err(not_const(n, "w_scale")) };
                     let scale: Vec<f32> = sw.iter().map(|s| sx * s).collect();
                     let dims: Vec<i64> = if scale.len() == 1 { vec![] } else { vec![scale.len() as i64] };
@@ -125,18 +125,25 @@ fn per_axis(
     what: &str,
     axis_for_rank: impl Fn(usize) -> usize,
 ) -> Result<Option<i64>, String> {
-    let scale = consts.get(&n.input[scale_input])?.ok_or_else(|| not_const(n, &format!("{what}_scale")))?;
+    let scale_name = format!("{what}_scale");
+    let scale = consts.get(required(n, scale_input, &scale_name)?)?.ok_or_else(|| not_const(n, &scale_name))?;
     if scale.dims.iter().product::<i64>() <= 1 {
         return Ok(None);
     }
-    let value = consts.get(&n.input[scale_input - 1])?.ok_or_else(|| {
+    let value = consts.get(required(n, scale_input - 1, what)?)?.ok_or_else(|| {
         format!("node `{}`: a per-channel {what} that is not a constant is not supported", graph::stem(n))
     })?;
     Ok(Some(axis_for_rank(value.rank()) as i64))
 }
 
 fn scalar_scale(consts: &Constants, n: &pb::NodeProto, i: usize) -> Result<f32, String> {
-    consts.get(&n.input[i])?.and_then(|c| c.scalar_f32()).ok_or_else(|| not_const(n, "x_scale"))
+    consts.get(required(n, i, "x_scale")?)?.and_then(|c| c.scalar_f32()).ok_or_else(|| not_const(n, "x_scale"))
+}
+
+/// Input `i` of a QOperator node, or an error naming the node and the missing input (a malformed
+/// file: ONNX Runtime's tool always writes them).
+fn required<'a>(n: &'a pb::NodeProto, i: usize, what: &str) -> Result<&'a str, String> {
+    graph::input(n, i).ok_or_else(|| format!("node `{}` ({}) lacks its input {i} ({what})", graph::stem(n), n.op_type))
 }
 
 fn not_const(n: &pb::NodeProto, what: &str) -> String {

@@ -259,3 +259,52 @@ fn float_models_are_untouched() {
     assert!(!super::import(&mut same).unwrap().changed());
     assert_eq!(same, m);
 }
+
+#[test]
+fn malformed_quantized_nodes_are_errors_not_panics() {
+    let inits = || {
+        vec![
+            f32_tensor("s", &[], &[0.02]),
+            scalar("z", DataType::Uint8, 128),
+            i8_tensor("w0", &[4, 0], &[]),
+            f32_tensor("sw", &[], &[0.1]),
+        ]
+    };
+    let q = || node("QuantizeLinear", "qx", &["x", "s", "z"], &["xq"], vec![]);
+    let ms = |n: pb::NodeProto| pb::NodeProto { domain: "com.microsoft".into(), ..n };
+    // (what, nodes): each is a crafted file that must be refused or load, never panic.
+    let cases: Vec<(&str, Vec<pb::NodeProto>)> = vec![
+        ("QLinearMatMul with 2 inputs", vec![q(), node("QLinearMatMul", "m", &["xq", "s"], &["y"], vec![])]),
+        ("QLinearConv with 3 inputs", vec![q(), node("QLinearConv", "c", &["xq", "s", "z"], &["y"], vec![])]),
+        ("QLinearAdd with 1 input", vec![q(), ms(node("QLinearAdd", "a", &["xq"], &["y"], vec![]))]),
+        (
+            "QLinearSoftmax without outputs",
+            vec![q(), ms(node("QLinearSoftmax", "sm", &["xq", "s", "z", "s", "z"], &[], vec![]))],
+        ),
+        (
+            "DequantizeLinear without inputs before a MatMul",
+            vec![
+                node("DequantizeLinear", "d0", &[], &["xd"], vec![]),
+                node("DequantizeLinear", "d1", &[], &["wd"], vec![]),
+                node("MatMul", "mm", &["xd", "wd"], &["y"], vec![]),
+            ],
+        ),
+        (
+            "a weight with no columns",
+            vec![
+                q(),
+                node("DequantizeLinear", "dx", &["xq", "s", "z"], &["xd"], vec![]),
+                node("DequantizeLinear", "dw", &["w0", "sw"], &["wd"], vec![]),
+                node("MatMul", "mm", &["xd", "wd"], &["y"], vec![]),
+            ],
+        ),
+    ];
+    for (what, nodes) in cases {
+        let m = model(nodes, inits(), 4, 4);
+        let mut copy = m.clone();
+        let _ = super::import(&mut copy); // must return, Ok or Err
+        if let Err(e) = run(&m, &[0.0; 4]) {
+            assert_eq!(e.kind(), crate::ErrorKind::ModelLoad, "{what}: {e}");
+        }
+    }
+}
