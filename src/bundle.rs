@@ -664,11 +664,6 @@ impl Bundle {
         Ok(())
     }
 
-    /// Checks the backbone's bytes against the manifest's `backbone.format`.
-    pub fn check_backbone_format(&self, bytes: &[u8]) -> Result<()> {
-        self.check_model_format(&self.manifest.backbone.file, bytes)
-    }
-
     /// Checks a backbone file's bytes (`[backbone]` or `[backbone_fallback]`, by file name)
     /// against the format its table declares.
     pub fn check_model_format(&self, file: &str, bytes: &[u8]) -> Result<()> {

@@ -267,23 +267,15 @@ impl Classifier {
     /// each bundle file once, verifies its digest on the bytes read and loads the model from those
     /// same bytes.
     pub fn load_with(dir: &Path, trust: &Trust) -> Result<Classifier> {
-        Classifier::load_preferring(dir, trust, None)
+        Classifier::load_with_engine(dir, trust, None, &Backend::Tract)
     }
 
-    /// [`Classifier::load_with`], running the backbone of the `preferred` precision (a board
+    /// [`Classifier::load_with`], with the backbone of the `preferred` precision (a board
     /// profile's `model.precision`) when the bundle carries it in `[backbone]` or
-    /// `[backbone_fallback]`; else as [`crate::precision::choose`] decides for this CPU.
-    pub fn load_preferring(
-        dir: &Path,
-        trust: &Trust,
-        preferred: Option<crate::board::Precision>,
-    ) -> Result<Classifier> {
-        Classifier::load_with_engine(dir, trust, preferred, &Backend::Tract)
-    }
-
-    /// [`Classifier::load_preferring`] with the backbone on the chosen engine (tract, or ONNX
-    /// Runtime: then the bundle's own `[backbone]` runs, since the fp32 fallback answers tract's
-    /// int8 speed, and it must be ONNX). Heads always run on tract.
+    /// `[backbone_fallback]`, else as [`crate::precision::choose`] decides for this CPU; and on
+    /// the chosen engine (tract, or ONNX Runtime: then the bundle's own `[backbone]` runs, since
+    /// the fp32 fallback answers tract's int8 speed, and it must be ONNX). Heads always run on
+    /// tract.
     pub fn load_with_engine(
         dir: &Path,
         trust: &Trust,

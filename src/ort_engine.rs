@@ -151,19 +151,11 @@ impl OrtModel {
         for &p in providers {
             let present = available(p).map_err(|e| load_err(format!("ONNX Runtime providers: {e}")))?;
             if !present {
-                let have: Vec<&str> = [
-                    Provider::Cpu,
-                    Provider::Vsinpu,
-                    Provider::Rknpu,
-                    Provider::Qnn,
-                    Provider::Nnapi,
-                    Provider::Acl,
-                    Provider::Xnnpack,
-                ]
-                .into_iter()
-                .filter(|&q| available(q).unwrap_or(false))
-                .map(Provider::name)
-                .collect();
+                let have: Vec<&str> = <Provider as clap::ValueEnum>::value_variants()
+                    .iter()
+                    .filter(|&&q| available(q).unwrap_or(false))
+                    .map(|q| q.name())
+                    .collect();
                 return Err(load_err(format!(
                     "execution provider `{}` is not in {} (ONNX Runtime {version}; it has: {})",
                     p.name(),

@@ -30,6 +30,11 @@ pub fn softmax_row(x: &[f32], y: &mut [f32]) {
     if x.is_empty() {
         return;
     }
+    // The SIMD max reductions may drop a NaN; one check here for every kernel.
+    if x.iter().any(|v| v.is_nan()) {
+        y.fill(f32::NAN);
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: AVX2 and FMA are present (checked just above).
@@ -125,11 +130,8 @@ mod x86 {
         let mut lanes = [0f32; 8];
         // SAFETY: 8 floats.
         unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), vmax) };
-        let mut max = lanes.iter().chain(&x[body..]).copied().fold(f32::NEG_INFINITY, f32::max);
-        // f32::max ignores NaN; a NaN input must still poison the row (see the module docs).
-        if x.iter().any(|v| v.is_nan()) {
-            max = f32::NAN;
-        }
+        // No NaN here (softmax_row checked).
+        let max = lanes.iter().chain(&x[body..]).copied().fold(f32::NEG_INFINITY, f32::max);
         let m = _mm256_set1_ps(max);
         let mut vsum = _mm256_setzero_ps();
         let mut i = 0;
@@ -190,10 +192,8 @@ mod arm64 {
             vmax = vmaxq_f32(vmax, unsafe { vld1q_f32(x.as_ptr().add(i)) });
             i += 4;
         }
-        let mut max = x[body..].iter().copied().fold(vmaxvq_f32(vmax), f32::max);
-        if x.iter().any(|v| v.is_nan()) {
-            max = f32::NAN;
-        }
+        // No NaN here (softmax_row checked).
+        let max = x[body..].iter().copied().fold(vmaxvq_f32(vmax), f32::max);
         let m = vdupq_n_f32(max);
         let mut vsum = vdupq_n_f32(0.0);
         let mut i = 0;

@@ -80,14 +80,20 @@ fn run_script(script: &str, args: &[&std::ffi::OsStr]) -> Option<std::process::O
         Ok(_) => None,
     };
     if let Some(why) = unavailable {
-        assert!(
-            std::env::var("PANDERM_REQUIRE_ORT").is_err(),
-            "PANDERM_REQUIRE_ORT is set but onnxruntime is unavailable: {why}"
-        );
-        eprintln!("SKIPPED: onnxruntime not available ({why}); run scripts/setup-python.sh or set PANDERM_PYTHON");
-        return None;
+        return skipped(&why);
     }
     Some(spawned.expect("checked above"))
+}
+
+/// The reference engine is unavailable: fails when `PANDERM_REQUIRE_ORT` is set (CI), else says
+/// the test is skipped and returns `None`.
+fn skipped<T>(why: &str) -> Option<T> {
+    assert!(
+        std::env::var("PANDERM_REQUIRE_ORT").is_err(),
+        "PANDERM_REQUIRE_ORT is set but onnxruntime is unavailable: {why}"
+    );
+    eprintln!("SKIPPED: onnxruntime not available ({why}); run scripts/setup-python.sh or set PANDERM_PYTHON");
+    None
 }
 
 /// The `libonnxruntime.so` of the reference venv's onnxruntime wheel (for the runtime's
@@ -105,13 +111,5 @@ pub fn ort_library() -> Option<PathBuf> {
             .map(|e| e.path())
             .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so")))
     });
-    if found.is_none() {
-        assert!(
-            std::env::var("PANDERM_REQUIRE_ORT").is_err(),
-            "PANDERM_REQUIRE_ORT is set but no libonnxruntime.so is under {}",
-            lib.display()
-        );
-        eprintln!("SKIPPED: no libonnxruntime.so (run scripts/setup-python.sh or set ORT_DYLIB_PATH)");
-    }
-    found
+    found.or_else(|| skipped(&format!("no libonnxruntime.so under {} and no ORT_DYLIB_PATH", lib.display())))
 }
