@@ -3,8 +3,10 @@
 //!
 //! int8 pays in tract only where the CPU has 8-bit dot-product instructions. Measured
 //! (docs/performance.md, issue 15): on x86_64 with AVX-512 VNNI or AMX, int8 PanDerm_Base is
-//! 1.7–2.4× faster than fp32; on an AVX2-only x86_64 (most field laptops before 2021) tract's
-//! int8 GEMM made it **2.8× slower** than fp32. So on x86_64 without VNNI (AVX-512 VNNI or
+//! 1.7–2.4× faster than fp32 (1.74× on a Zen 4 in an earlier session, 2.4× on this session's
+//! AMX Xeon); on an AVX2-only x86_64 (most field laptops before 2021) tract's int8 GEMM made it
+//! **2.8× slower** than fp32 (issue 15's report, AVX2+FMA without AVX-512; not re-measured: no such
+//! machine here). So on x86_64 without VNNI (AVX-512 VNNI or
 //! AVX-VNNI) the fp32 fallback runs. On ARM nothing was timed (qemu gives no timings) and the
 //! boards without dot product choose int8 for memory, so the bundle's own backbone runs there.
 //!
