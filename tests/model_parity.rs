@@ -131,3 +131,15 @@ fn our_simd_ops_compute_what_tracts_own_ops_compute() {
         }
     }
 }
+
+/// A NaN reaching an int8 activation quantizer is a model error, not the zero point tract's op
+/// would write (which would carry the NaN out as finite, plausible features).
+#[test]
+fn nan_activations_in_an_int8_model_are_an_error() {
+    let model = Model::load(&root().join("models/demo-int8/backbone.onnx")).unwrap();
+    let mut data = pixels(IMAGES[0].0).data;
+    data[1234] = f32::NAN;
+    let e = model.run_raw(&data).unwrap_err();
+    assert_eq!(e.kind(), panderm_edge::ErrorKind::Inference, "{e}");
+    assert!(e.to_string().contains("NaN in the activations"), "{e}");
+}

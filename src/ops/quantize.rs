@@ -1,7 +1,8 @@
 //! `PandermQuantizeLinear`: tract's float → 8-bit activation quantizer (`QuantizeLinearU8` /
 //! `QuantizeLinearI8`, a scalar loop: 17 % of int8 PanDerm_Base in our static-u8 form, ~60 % in
 //! ONNX Runtime's QDQ form, docs/performance.md) replaced by the SIMD loop of
-//! [`super::quantize_kernel`]. Same codes as tract's op for every finite input (tested).
+//! [`super::quantize_kernel`]. Same codes as tract's op for every finite input (tested); a NaN
+//! input is an error instead of tract's zero point.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -67,6 +68,13 @@ impl EvalOp for PandermQuantizeLinear {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = inputs[0].try_as_plain_ram()?;
         let xs = input.as_slice::<f32>()?;
+        // tract's op (and ONNX's definition, via the i32 cast) turns NaN into the zero point: a
+        // NaN-poisoned activation would then leave the int8 model as finite, plausible numbers.
+        // Refuse instead, so the runtime reports a model error ("cannot assess"). A branch-free
+        // fold (vectorised) over data the quantizer reads next anyway.
+        if xs.iter().fold(false, |nan, v| nan | v.is_nan()) {
+            bail!("NaN in the activations of an int8 quantizer: the model or its input is broken");
+        }
         // SAFETY: every byte is written by `quantize` below before the tensor is read.
         let mut output = unsafe { Tensor::uninitialized_dt(self.output_type(), inputs[0].shape())? };
         {
