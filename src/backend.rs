@@ -4,13 +4,15 @@
 //! the execution providers of NPU boards (issue 16, docs/npu.md).
 //!
 //! `panderm run`, `bench`, `classify`, `batch` and `compare` take `--backend ort` (the bundle's
-//! backbone runs on the chosen engine; heads stay on tract: microsecond linear layers). Board
-//! profiles' `[accelerator]` and the engine in reports and the audit record are the next step
-//! (docs/dev/ort-backend-plan.md).
+//! backbone runs on the chosen engine; heads stay on tract: microsecond linear layers), and a board
+//! profile's `[accelerator]` table chooses it per board ([`crate::board::Accelerator`]). When ONNX
+//! Runtime cannot be brought up (library missing or too old, a provider not in it, a session it
+//! cannot build) and the profile allows it, the model runs on tract instead and [`EngineInfo`]'s
+//! `fallback` says why; reports and the audit record carry that `EngineInfo`.
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::{self, BatchOutput, ModelOptions, Output};
 use crate::error::{Error, ErrorKind, Result};
@@ -32,6 +34,24 @@ pub struct EngineInfo {
     /// ONNX Runtime: its node placement summary ("All nodes placed on [CPUExecutionProvider]…").
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub placement: Vec<String>,
+    /// Set when ONNX Runtime was asked for but could not run the model and tract runs it
+    /// instead (a board profile's `fallback = "tract"`): why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+}
+
+impl EngineInfo {
+    /// tract, as this runtime is built.
+    pub fn tract() -> EngineInfo {
+        EngineInfo {
+            engine: "tract",
+            version: TRACT_VERSION.into(),
+            library: None,
+            providers: Vec::new(),
+            placement: Vec::new(),
+            fallback: None,
+        }
+    }
 }
 
 impl std::fmt::Display for EngineInfo {
@@ -45,6 +65,9 @@ impl std::fmt::Display for EngineInfo {
         }
         for p in &self.placement {
             write!(f, "; {p}")?;
+        }
+        if let Some(why) = &self.fallback {
+            write!(f, " (fallback from ONNX Runtime: {why})")?;
         }
         Ok(())
     }
@@ -134,7 +157,7 @@ pub trait InferenceModel: Send + Sync {
 }
 
 /// ONNX Runtime's execution providers, as `--providers` and board profiles name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     /// The CPU provider (always present; the explicit fallback).
@@ -168,6 +191,38 @@ impl Provider {
     }
 }
 
+/// The engines, as `--backend` and a board profile's `accelerator.backend` name them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// tract (default; the only engine of the pure-Rust build).
+    #[default]
+    Tract,
+    /// ONNX Runtime (cargo feature `ort`; `libonnxruntime.so` 1.17 or newer loaded at run time).
+    Ort,
+}
+
+impl BackendKind {
+    /// The lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Tract => "tract",
+            BackendKind::Ort => "ort",
+        }
+    }
+}
+
+/// What happens when ONNX Runtime was chosen but cannot run the model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fallback {
+    /// The load fails (default): the device shows nothing rather than run somewhere unplanned.
+    #[default]
+    Error,
+    /// tract runs the model instead; the report and the audit record say so and why.
+    Tract,
+}
+
 /// Which engine loads a model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub enum Backend {
@@ -182,6 +237,8 @@ pub enum Backend {
         providers: Vec<Provider>,
         /// Intra-op threads.
         threads: usize,
+        /// What to do when ONNX Runtime cannot run the model.
+        fallback: Fallback,
     },
 }
 
@@ -202,13 +259,35 @@ impl InferenceModel for engine::Model {
         engine::Model::run_raw(self, data)
     }
     fn engine(&self) -> EngineInfo {
-        EngineInfo {
-            engine: "tract",
-            version: TRACT_VERSION.into(),
-            library: None,
-            providers: Vec::new(),
-            placement: Vec::new(),
-        }
+        EngineInfo::tract()
+    }
+}
+
+/// tract running a model that ONNX Runtime was chosen for but could not run: tract's model with
+/// an [`EngineInfo`] that says why.
+struct FellBack {
+    model: engine::Model,
+    info: EngineInfo,
+}
+
+impl InferenceModel for FellBack {
+    fn path(&self) -> &Path {
+        self.model.path()
+    }
+    fn sample_shape(&self) -> &[usize] {
+        self.model.sample_shape()
+    }
+    fn batch_size(&self) -> usize {
+        self.model.batch_size()
+    }
+    fn output_names(&self) -> &[String] {
+        self.model.output_names()
+    }
+    fn run_raw(&self, data: &[f32]) -> Result<Vec<BatchOutput>> {
+        self.model.run_raw(data)
+    }
+    fn engine(&self) -> EngineInfo {
+        self.info.clone()
     }
 }
 
@@ -228,7 +307,13 @@ pub fn load(path: &Path, options: &ModelOptions, backend: &Backend) -> Result<Bo
 
 /// Loads a model from bytes already in memory (a bundle file whose digest was checked on these
 /// very bytes; `path` names it in messages) with the chosen engine. An NNEF archive is tract's
-/// format: refused for ONNX Runtime.
+/// format: refused for ONNX Runtime, whatever the fallback (a bundle made for another engine is a
+/// packaging mistake, not an engine failure).
+///
+/// With [`Fallback::Tract`], any failure to bring ONNX Runtime up on this model (library, version,
+/// provider, session) loads it with tract instead, logged as a warning and recorded in
+/// [`EngineInfo::fallback`]. A model that is itself broken still fails: tract parses and checks
+/// the same bytes.
 pub fn load_bytes(
     bytes: &[u8],
     path: &Path,
@@ -237,7 +322,7 @@ pub fn load_bytes(
 ) -> Result<Box<dyn InferenceModel>> {
     match backend {
         Backend::Tract => Ok(Box::new(engine::Model::load_bytes(bytes, path, options)?)),
-        Backend::Ort { library, providers, threads } => {
+        Backend::Ort { library, providers, threads, fallback } => {
             if crate::nnef::is_nnef(bytes) {
                 return Err(Error::new(
                     ErrorKind::ModelLoad,
@@ -247,7 +332,16 @@ pub fn load_bytes(
                     ),
                 ));
             }
-            load_ort(bytes, path, options, library, providers, *threads)
+            match load_ort(bytes, path, options, library, providers, *threads) {
+                Ok(model) => Ok(model),
+                Err(e) if *fallback == Fallback::Tract => {
+                    log::warn!("{}: ONNX Runtime cannot run it ({}); running it on tract", path.display(), e.message());
+                    let model = engine::Model::load_bytes(bytes, path, options)?;
+                    let info = EngineInfo { fallback: Some(e.message().to_owned()), ..EngineInfo::tract() };
+                    Ok(Box::new(FellBack { model, info }))
+                }
+                Err(e) => Err(e),
+            }
         }
     }
 }

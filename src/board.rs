@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::{BackendKind, Fallback, Provider};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Rust target triples the project builds and tests (see `docs/arm.md`).
@@ -58,6 +59,69 @@ pub struct Board {
     pub model: ModelChoice,
     /// The camera's capture size.
     pub camera: Camera,
+    /// Which engine runs the backbone (docs/npu.md). Absent: tract.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accelerator: Option<Accelerator>,
+}
+
+/// The `[accelerator]` table: the engine that runs the backbone on this board and, for ONNX
+/// Runtime, its library, execution providers and what to do when it cannot run.
+///
+/// ```toml
+/// [accelerator]
+/// backend = "ort"
+/// library = "/usr/lib/libonnxruntime.so.1.22.0"
+/// providers = ["vsinpu", "cpu"]   # in order; "cpu" lets ONNX Runtime's CPU take what the NPU refuses
+/// fallback = "tract"              # or "error" (default)
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Accelerator {
+    /// `tract` or `ort`.
+    pub backend: BackendKind,
+    /// `libonnxruntime.so` on the device (a relative path is relative to the profile's folder);
+    /// `--ort-library` overrides it, `$ORT_DYLIB_PATH` is used without either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library: Option<PathBuf>,
+    /// Execution providers in order of preference. Without `cpu`, ONNX Runtime's CPU fallback is
+    /// disabled: the accelerator takes every node or the session is not created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<Provider>,
+    /// When ONNX Runtime cannot run the backbone: `error` (default) or `tract`.
+    #[serde(default)]
+    pub fallback: Fallback,
+}
+
+impl Accelerator {
+    fn validate(&self) -> std::result::Result<(), String> {
+        match self.backend {
+            BackendKind::Tract => {
+                if self.library.is_some() || !self.providers.is_empty() || self.fallback != Fallback::Error {
+                    return Err("accelerator: `library`, `providers` and `fallback` are ONNX Runtime's; with backend = \"tract\" they would be ignored, so they are refused".into());
+                }
+            }
+            BackendKind::Ort => {
+                if self.providers.is_empty() {
+                    return Err("accelerator.providers is empty: list the execution providers in order, e.g. [\"vsinpu\", \"cpu\"] (\"cpu\" alone for ONNX Runtime's CPU)".into());
+                }
+                for (i, p) in self.providers.iter().enumerate() {
+                    if self.providers[..i].contains(p) {
+                        return Err(format!("accelerator.providers lists `{}` twice", p.name()));
+                    }
+                }
+                if self.providers.contains(&Provider::Nnapi) {
+                    return Err(
+                        "accelerator.providers: `nnapi` is Android's; the supported targets are Linux (docs/npu.md)"
+                            .into(),
+                    );
+                }
+                if self.library.as_ref().is_some_and(|l| l.as_os_str().is_empty()) {
+                    return Err("accelerator.library is empty".into());
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Identity of the board.
@@ -207,7 +271,8 @@ pub struct Camera {
     pub height: u32,
 }
 
-/// Peak resident memory of the runtime holding a PanDerm backbone, MiB, before image buffers.
+/// Peak resident memory of the runtime holding a PanDerm backbone on tract, MiB, before image
+/// buffers.
 ///
 /// Measured with `panderm bench` / `panderm run` on ONNX files of random-weight full-size models
 /// (docs/performance.md; NNEF bundles peak lower, so these hold for both formats): Base fp32
@@ -223,6 +288,23 @@ pub fn backbone_peak_mib(variant: Variant, precision: Precision) -> u32 {
         (Variant::Large, Precision::Int8) => 900,
     }
 }
+
+/// [`backbone_peak_mib`] for ONNX Runtime's CPU provider (`panderm bench --backend ort`'s peak
+/// RSS, docs/performance.md). An NPU provider's own memory (driver, compiled graph) is not known
+/// until measured on the board (docs/npu.md).
+pub fn backbone_peak_mib_ort(variant: Variant, precision: Precision) -> u32 {
+    match (variant, precision) {
+        (Variant::Base, Precision::Fp32) => ORT_PEAK_MIB[0],
+        (Variant::Base, Precision::Int8) => ORT_PEAK_MIB[1],
+        (Variant::Large, Precision::Fp32) => ORT_PEAK_MIB[2],
+        (Variant::Large, Precision::Int8) => ORT_PEAK_MIB[3],
+    }
+}
+
+/// Base fp32, Base int8, Large fp32, Large int8 (MiB): measured 937, 268, 3213, 826
+/// (ONNX Runtime 1.32.0, the runtime's process, which also holds the verified file bytes while
+/// the session is built), rounded up a little as [`backbone_peak_mib`].
+const ORT_PEAK_MIB: [u32; 4] = [960, 300, 3250, 860];
 
 fn mib(bytes: u64) -> u32 {
     bytes.div_ceil(1 << 20) as u32
@@ -273,6 +355,11 @@ impl Board {
             if k.is_relative() {
                 *k = base.join(&*k);
             }
+        }
+        if let Some(lib) = board.accelerator.as_mut().and_then(|a| a.library.as_mut())
+            && lib.is_relative()
+        {
+            *lib = base.join(&*lib);
         }
         if let Some(stem) = path.file_stem()
             && stem.to_string_lossy() != board.board.name
@@ -354,6 +441,9 @@ impl Board {
         if long > MAX_DISPLAY_SIDE {
             return bad(format!("display {}x{}: a side above {MAX_DISPLAY_SIDE} px", d.width, d.height));
         }
+        if let Some(a) = &self.accelerator {
+            a.validate().or_else(bad)?;
+        }
         let cam = &self.camera;
         if cam.width == 0
             || cam.height == 0
@@ -378,8 +468,18 @@ impl Board {
         let d = &self.display;
         let pixels = u64::from(d.width) * u64::from(d.height);
         let cam = u64::from(self.camera.width) * u64::from(self.camera.height);
+        let (variant, precision) = (self.model.variant, self.model.precision);
+        let tract = backbone_peak_mib(variant, precision);
+        let backbone_mib = match &self.accelerator {
+            // With a fallback to tract, either engine may end up holding the backbone.
+            Some(a) if a.backend == BackendKind::Ort => {
+                let ort = backbone_peak_mib_ort(variant, precision);
+                if a.fallback == Fallback::Tract { ort.max(tract) } else { ort }
+            }
+            _ => tract,
+        };
         WorkingSet {
-            backbone_mib: backbone_peak_mib(self.model.variant, self.model.precision),
+            backbone_mib,
             // The RGB888 drawing buffer plus one converted frame for the framebuffer.
             display_mib: mib(pixels * (3 + u64::from(d.pixel_format.bytes_per_pixel()))),
             // Encoded file, decoded RGB frame and the quality gate's luma copy.

@@ -198,6 +198,9 @@ pub struct ClassifyReport<'a> {
     /// The test-time augmentation the probabilities come from (absent without TTA).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tta: Option<Tta>,
+    /// The engine that ran the backbone (tract, or ONNX Runtime with its providers; `fallback`
+    /// set when ONNX Runtime was configured but tract ran).
+    pub engine: &'a EngineInfo,
     /// Per-head results (empty when the quality gate stopped the image).
     pub heads: Vec<HeadResult<'a>>,
     /// The backbone feature (empty when the quality gate stopped the image; not serialised).
@@ -542,6 +545,7 @@ impl Classifier {
                 cannot_assess: Some(Abstention::Quality { codes }.into()),
                 ood_distance: None,
                 tta: self.tta,
+                engine: &self.engine,
                 heads: Vec::new(),
                 feature: Vec::new(),
                 timings: Timings { decode_ms, quality_ms, total_ms: ms(t0), ..Timings::default() },
@@ -573,6 +577,7 @@ impl Classifier {
                 cannot_assess: Some(why.into()),
                 ood_distance: None,
                 tta: self.tta,
+                engine: &self.engine,
                 heads: Vec::new(),
                 feature: Vec::new(),
                 timings,
@@ -640,6 +645,7 @@ impl Classifier {
             cannot_assess,
             ood_distance,
             tta: self.tta,
+            engine: &self.engine,
             heads,
             feature,
             timings,
@@ -835,6 +841,7 @@ impl ClassifyReport<'_> {
              total {:.1} ms\n",
             t.decode_ms, t.quality_ms, t.preprocess_ms, t.backbone_ms, t.heads_ms, t.total_ms
         ));
+        s.push_str(&format!("  engine: {}\n", self.engine));
         s
     }
 }

@@ -201,6 +201,7 @@ impl OrtModel {
             library: Some(library.to_owned()),
             providers: providers.iter().map(|p| p.name().to_owned()).collect(),
             placement,
+            fallback: None,
         };
         Ok(OrtModel {
             path: path.to_owned(),

@@ -193,3 +193,55 @@ fn which_boards_hold_panderm_large() {
         }
     }
 }
+
+/// (what is wrong, the `[accelerator]` table appended to rpi5.toml, words the error must contain)
+const WRONG_ACCELERATOR: [(&str, &str, &str); 7] = [
+    ("unknown provider", "backend = \"ort\"\nproviders = [\"tpu\"]", "unknown variant `tpu`"),
+    ("unknown backend", "backend = \"tflite\"", "unknown variant `tflite`"),
+    ("empty providers", "backend = \"ort\"\nproviders = []", "accelerator.providers is empty"),
+    ("provider twice", "backend = \"ort\"\nproviders = [\"cpu\", \"xnnpack\", \"cpu\"]", "lists `cpu` twice"),
+    ("Android's provider on Linux", "backend = \"ort\"\nproviders = [\"nnapi\", \"cpu\"]", "`nnapi` is Android's"),
+    (
+        "ORT keys with tract",
+        "backend = \"tract\"\nproviders = [\"cpu\"]",
+        "with backend = \"tract\" they would be ignored",
+    ),
+    ("unknown fallback", "backend = \"ort\"\nproviders = [\"cpu\"]\nfallback = \"cpu\"", "unknown variant `cpu`"),
+];
+
+fn rpi5() -> String {
+    std::fs::read_to_string(common::root().join("boards/rpi5.toml")).expect("boards/rpi5.toml")
+}
+
+#[test]
+fn accelerator_tables_are_checked() {
+    use panderm_edge::backend::{BackendKind, Fallback, Provider};
+    for (what, table, needle) in WRONG_ACCELERATOR {
+        let err = Board::from_toml(&format!("{}\n[accelerator]\n{table}\n", rpi5())).expect_err(what);
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{what}");
+        assert!(err.message().contains(needle), "{what}: message `{}` lacks `{needle}`", err.message());
+        assert!(!err.message().contains('\n'), "{what}: one-line message");
+    }
+    // A valid table, read from a file: the library path is relative to the profile's folder, and
+    // with a fallback to tract the budget check holds the larger of both engines' peaks.
+    let dir = common::temp_dir("boards-accel");
+    let table = "[accelerator]\nbackend = \"ort\"\nlibrary = \"lib/libonnxruntime.so\"\nproviders = [\"acl\", \"cpu\"]\nfallback = \"tract\"\n";
+    std::fs::write(dir.join("rpi5.toml"), format!("{}\n{table}", rpi5())).expect("write");
+    let board = Board::from_file(&dir.join("rpi5.toml")).expect("valid [accelerator]");
+    let acc = board.accelerator.as_ref().expect("accelerator");
+    assert_eq!(acc.backend, BackendKind::Ort);
+    assert_eq!(acc.providers, [Provider::Acl, Provider::Cpu]);
+    assert_eq!(acc.fallback, Fallback::Tract);
+    assert_eq!(acc.library.as_deref(), Some(dir.join("lib/libonnxruntime.so").as_path()));
+    let (v, p) = (board.model.variant, board.model.precision);
+    let tract = panderm_edge::board::backbone_peak_mib(v, p);
+    let ort = panderm_edge::board::backbone_peak_mib_ort(v, p);
+    assert_eq!(board.working_set().backbone_mib, tract.max(ort));
+    // Without the fallback only ONNX Runtime holds the backbone.
+    let strict = Board::from_toml(&format!("{}\n{}", rpi5(), table.replace("fallback = \"tract\"\n", ""))).expect("ok");
+    assert_eq!(strict.accelerator.as_ref().expect("accelerator").fallback, Fallback::Error);
+    assert_eq!(strict.working_set().backbone_mib, ort);
+    // `backend = "tract"` alone is the default, spelled out.
+    let tract_only = Board::from_toml(&format!("{}\n[accelerator]\nbackend = \"tract\"\n", rpi5())).expect("ok");
+    assert_eq!(tract_only.working_set().backbone_mib, tract);
+}

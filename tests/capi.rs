@@ -520,16 +520,6 @@ fn lib_dir() -> PathBuf {
     std::env::current_exe().unwrap().parent().unwrap().to_owned()
 }
 
-/// The C compiler for this test build's target: `PANDERM_TEST_CC` (scripts/arm-test.sh sets the
-/// cross gcc), else `cc` when not running under an emulator.
-fn c_compiler() -> Option<String> {
-    match std::env::var("PANDERM_TEST_CC") {
-        Ok(cc) if !cc.trim().is_empty() => Some(cc),
-        _ if std::env::var("PANDERM_TEST_RUNNER").is_ok_and(|r| !r.trim().is_empty()) => None,
-        _ => Some("cc".into()),
-    }
-}
-
 /// Runs a command built for the target (through `PANDERM_TEST_RUNNER` under emulation). Natively,
 /// this build's library directory comes first on `LD_LIBRARY_PATH`: `cargo test` puts
 /// `target/debug` on it too, which holds a `libpanderm_edge.so` only when some earlier

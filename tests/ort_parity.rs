@@ -194,6 +194,116 @@ fn onnxruntime_backend_gives_tracts_outputs() {
     }
 }
 
+/// A board profile's `[accelerator]` chooses ONNX Runtime per device (`--backend` overrides it).
+/// A provider the library lacks, a missing library, one that is not ONNX Runtime or one too old is
+/// one line and exit 1; where the profile says `fallback = "tract"`, tract runs instead and the
+/// report, the human output and the audit record say so and why.
+#[cfg(feature = "ort")]
+#[test]
+fn board_accelerator_chooses_onnxruntime_or_falls_back_to_tract() {
+    let Some(lib) = common::ort::ort_library() else { return };
+    let dir = temp_dir("ort-board");
+    let img = image("clinical_forearm_iphone14.jpg").to_string_lossy().into_owned();
+    let b = demo().to_string_lossy().into_owned();
+    let x86 = std::fs::read_to_string(root().join("boards/x86_64.toml")).unwrap();
+    let mut n = 0;
+    // A copy of the x86_64 profile (name = file stem, so one folder each) with this table.
+    let mut profile = |table: &str| -> String {
+        n += 1;
+        let case = dir.join(format!("case{n}"));
+        std::fs::create_dir_all(&case).unwrap();
+        let p = case.join("x86_64.toml");
+        std::fs::write(&p, format!("{x86}\n[accelerator]\n{table}\n")).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let classify = |board: &str, extra: &[&str]| {
+        let mut args = vec!["classify", "--json", "--board", board, "--bundle", &b];
+        args.extend(extra);
+        args.push(&img);
+        panderm(&args)
+    };
+    let report = |out: &std::process::Output| -> serde_json::Value {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let one_line_error = |out: &std::process::Output, needle: &str| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && !stderr.contains("panicked"), "{needle}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{needle}: {stderr}");
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    };
+    let lib_s = lib.to_string_lossy();
+    let tract = report(&panderm(&["classify", "--json", "--bundle", &b, &img]));
+    assert_eq!(tract["engine"]["engine"], "tract", "{tract}");
+    assert!(tract["engine"].get("fallback").is_none(), "{tract}");
+
+    // The profile alone chooses ONNX Runtime; --backend tract overrides it.
+    let ort = profile(&format!("backend = \"ort\"\nlibrary = \"{lib_s}\"\nproviders = [\"cpu\"]"));
+    let r = report(&classify(&ort, &[]));
+    assert_eq!(r["engine"]["engine"], "onnxruntime", "{r}");
+    assert!(r["engine"]["placement"].to_string().contains("CPUExecutionProvider"), "{r}");
+    assert!(max_abs(&floats(&r["heads"][0]["probabilities"]), &floats(&tract["heads"][0]["probabilities"])) <= 1e-4);
+    let r = report(&classify(&ort, &["--backend", "tract"]));
+    assert_eq!(r["engine"]["engine"], "tract", "{r}");
+
+    // A provider this library lacks: refused by default...
+    let npu = format!("backend = \"ort\"\nlibrary = \"{lib_s}\"\nproviders = [\"vsinpu\", \"cpu\"]");
+    one_line_error(&classify(&profile(&npu), &[]), "execution provider `vsinpu` is not in");
+    // ...or tract runs, and everything downstream says so.
+    let log = dir.join("audit.jsonl");
+    let fallback = profile(&format!("{npu}\nfallback = \"tract\""));
+    let out = classify(&fallback, &["--audit-log", &log.to_string_lossy()]);
+    let r = report(&out);
+    assert_eq!(r["engine"]["engine"], "tract", "{r}");
+    let why = r["engine"]["fallback"].as_str().unwrap_or_default();
+    assert!(why.contains("execution provider `vsinpu` is not in"), "{r}");
+    assert_eq!(r["heads"][0]["probabilities"], tract["heads"][0]["probabilities"], "the same engine, the same numbers");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("running it on tract"));
+    let line = std::fs::read_to_string(&log).unwrap();
+    let record: serde_json::Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
+    assert_eq!(record["engine"], r["engine"], "{record}");
+    let out = panderm(&["classify", "--board", &fallback, "--bundle", &b, &img]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("engine: tract 0.23.9 (fallback from ONNX Runtime:"));
+
+    // The library: missing (relative to the profile's folder), not ONNX Runtime, too old.
+    let missing = "backend = \"ort\"\nlibrary = \"lib/libonnxruntime.so.1.22.0\"\nproviders = [\"cpu\"]";
+    one_line_error(&classify(&profile(missing), &[]), "lib/libonnxruntime.so.1.22.0");
+    let r = report(&classify(&profile(&format!("{missing}\nfallback = \"tract\"")), &[]));
+    assert!(r["engine"]["fallback"].as_str().is_some_and(|w| w.contains("libonnxruntime.so.1.22.0")), "{r}");
+    let Some(cc) = c_compiler() else {
+        eprintln!("SKIPPED (stub libraries): no PANDERM_TEST_CC for this emulated target");
+        return;
+    };
+    let src = dir.join("stub.c");
+    std::fs::write(
+        &src,
+        "typedef struct { const void *(*GetApi)(unsigned); const char *(*GetVersionString)(void); } OrtApiBase;\n\
+         #ifndef NOT_ORT\n\
+         static const void *get_api(unsigned v) { (void)v; return 0; }\n\
+         static const char *version(void) { return \"1.16.0\"; }\n\
+         static const OrtApiBase base = { get_api, version };\n\
+         const OrtApiBase *OrtGetApiBase(void) { return &base; }\n\
+         #else\n\
+         int not_onnxruntime(void) { return 0; }\n\
+         #endif\n",
+    )
+    .unwrap();
+    for (define, name, needle) in
+        [("-DOLD", "libold.so", "got '1.16.0'"), ("-DNOT_ORT", "libnot.so", "not an ONNX Runtime library")]
+    {
+        let so = dir.join(name);
+        let status = std::process::Command::new(&cc)
+            .args(["-shared", "-fPIC", define, "-o"])
+            .arg(&so)
+            .arg(&src)
+            .status()
+            .unwrap_or_else(|e| panic!("{cc}: {e}"));
+        assert!(status.success(), "{cc} failed");
+        let so = so.to_string_lossy();
+        one_line_error(&panderm(&["run", "--backend", "ort", "--ort-library", &so, "--model", lp_str(), &img]), needle);
+    }
+}
+
 #[cfg(feature = "ort")]
 fn lp() -> String {
     tiny_model("panderm_tiny_lp.onnx").to_string_lossy().into_owned()

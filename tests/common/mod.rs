@@ -145,3 +145,13 @@ pub fn set_table(manifest: &str, name: &str, body: &str) -> String {
     }
     format!("{}\n{header}\n{body}\n", out.trim_end())
 }
+
+/// The C compiler for this test build's target: `PANDERM_TEST_CC` (scripts/arm-test.sh sets the
+/// cross gcc), else `cc` when not running under an emulator.
+pub fn c_compiler() -> Option<String> {
+    match std::env::var("PANDERM_TEST_CC") {
+        Ok(cc) if !cc.trim().is_empty() => Some(cc),
+        _ if std::env::var("PANDERM_TEST_RUNNER").is_ok_and(|r| !r.trim().is_empty()) => None,
+        _ => Some("cc".into()),
+    }
+}

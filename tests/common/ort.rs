@@ -96,11 +96,18 @@ fn skipped<T>(why: &str) -> Option<T> {
     None
 }
 
-/// The `libonnxruntime.so` of the reference venv's onnxruntime wheel (for the runtime's
-/// `--backend ort`), or `$ORT_DYLIB_PATH`. `None` = skip, as for [`ort_run`].
+/// The `libonnxruntime.so` for the runtime's `--backend ort`: `$ORT_DYLIB_PATH`, else (x86_64)
+/// the reference venv's onnxruntime wheel's. `None` = skip, as for [`ort_run`]. On ARM the venv's
+/// library is the host's x86_64 one, so only `$ORT_DYLIB_PATH` counts (`scripts/arm-test.sh --ort`
+/// sets it to the aarch64 wheel's library); without it the test skips even in CI, where the
+/// `--ort` run is the one that must run it.
 pub fn ort_library() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         return Some(PathBuf::from(p));
+    }
+    if !cfg!(target_arch = "x86_64") {
+        eprintln!("SKIPPED: no ORT_DYLIB_PATH for this {} build (scripts/arm-test.sh --ort)", std::env::consts::ARCH);
+        return None;
     }
     let lib = workspace_root().join(".venv/lib");
     let found = std::fs::read_dir(&lib).ok().into_iter().flatten().flatten().find_map(|py| {

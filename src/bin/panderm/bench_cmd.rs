@@ -31,11 +31,12 @@ pub struct BenchArgs {
 }
 
 pub fn bench_cmd(args: BenchArgs) -> ExitCode {
-    let threads = match args.board.apply() {
-        Ok(b) => args.board.threads_in_effect(b.as_ref()),
+    let board = match args.board.apply() {
+        Ok(b) => b,
         Err(e) => return fail(e),
     };
-    let backend = match args.board.engine.backend(threads) {
+    let threads = args.board.threads_in_effect(board.as_ref());
+    let backend = match args.board.engine.backend(threads, board.as_ref()) {
         Ok(b) => b,
         Err(e) => return fail(e),
     };

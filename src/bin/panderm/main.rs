@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
+use panderm_edge::backend::{Backend, BackendKind, Provider};
 use panderm_edge::board::Board;
 use panderm_edge::classify::Classifier;
 use panderm_edge::signing::Trust;
@@ -149,43 +150,48 @@ impl TrustArgs {
 }
 
 /// `--backend`, `--ort-library`, `--providers`: which engine runs a model (every command that runs
-/// one: part of [`BoardArgs`]).
+/// one: part of [`BoardArgs`]). Each overrides the board profile's `[accelerator]`.
 #[derive(clap::Args, Debug, Default)]
 pub struct EngineArgs {
-    /// The engine: tract (default), or ONNX Runtime (`ort`: a build with the cargo feature `ort`
-    /// and a libonnxruntime.so 1.17+, see --ort-library).
-    #[arg(long, value_enum, default_value = "tract")]
-    pub backend: BackendKind,
-    /// libonnxruntime.so for --backend ort (default: $ORT_DYLIB_PATH).
+    /// The engine: tract, or ONNX Runtime (`ort`: a build with the cargo feature `ort` and a
+    /// libonnxruntime.so 1.17+, see --ort-library). Default: the board profile's
+    /// `accelerator.backend`, else tract.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
+    /// libonnxruntime.so for --backend ort (default: the board profile's `accelerator.library`,
+    /// else $ORT_DYLIB_PATH).
     #[arg(long, value_name = "PATH")]
     pub ort_library: Option<PathBuf>,
-    /// Execution providers for --backend ort, in order (`cpu` allows the CPU fallback).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "cpu")]
-    pub providers: Vec<panderm_edge::backend::Provider>,
-}
-
-/// `--backend`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackendKind {
-    /// tract.
-    #[default]
-    Tract,
-    /// ONNX Runtime.
-    Ort,
+    /// Execution providers for --backend ort, in order (`cpu` allows ONNX Runtime's CPU; default:
+    /// the board profile's `accelerator.providers`, else `cpu`).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub providers: Vec<Provider>,
 }
 
 impl EngineArgs {
-    /// The engine to load with, ONNX Runtime with `threads` intra-op threads.
-    pub fn backend(&self, threads: usize) -> Result<panderm_edge::backend::Backend, String> {
-        use panderm_edge::backend::Backend;
-        match self.backend {
+    /// The engine to load with (ONNX Runtime with `threads` intra-op threads): these flags, then
+    /// the board profile's `[accelerator]`, then tract. The fallback to tract comes only from a
+    /// profile (a deliberate, per-device decision).
+    pub fn backend(&self, threads: usize, board: Option<&Board>) -> Result<Backend, String> {
+        let acc = board.and_then(|b| b.accelerator.as_ref());
+        match self.backend.or(acc.map(|a| a.backend)).unwrap_or_default() {
             BackendKind::Tract => Ok(Backend::Tract),
             BackendKind::Ort => {
-                let library =
-                    self.ort_library.clone().or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from)).ok_or(
-                        "--backend ort needs --ort-library PATH (or ORT_DYLIB_PATH): the libonnxruntime.so to load",
+                let library = self
+                    .ort_library
+                    .clone()
+                    .or_else(|| acc.and_then(|a| a.library.clone()))
+                    .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from))
+                    .ok_or(
+                        "--backend ort needs the libonnxruntime.so to load: --ort-library PATH, the board profile's accelerator.library, or ORT_DYLIB_PATH",
                     )?;
-                Ok(Backend::Ort { library, providers: self.providers.clone(), threads })
+                let providers = if !self.providers.is_empty() {
+                    self.providers.clone()
+                } else {
+                    acc.filter(|a| !a.providers.is_empty()).map_or_else(|| vec![Provider::Cpu], |a| a.providers.clone())
+                };
+                let fallback = acc.filter(|a| a.backend == BackendKind::Ort).map(|a| a.fallback).unwrap_or_default();
+                Ok(Backend::Ort { library, providers, threads, fallback })
             }
         }
     }
@@ -203,7 +209,7 @@ pub fn load_classifier(
     let trust = trust_args.trust(board.as_ref())?;
     let engine = board_args
         .engine
-        .backend(board_args.threads_in_effect(board.as_ref()))
+        .backend(board_args.threads_in_effect(board.as_ref()), board.as_ref())
         .map_err(|e| panderm_edge::Error::new(panderm_edge::ErrorKind::InvalidInput, e))?;
     let classifier = Classifier::load_with_engine(bundle, &trust, board.as_ref().map(|b| b.model.precision), &engine)?;
     if let Some(b) = &board {

@@ -40,7 +40,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
-    let backend = match args.board.engine.backend(args.board.threads_in_effect(board.as_ref())) {
+    let backend = match args.board.engine.backend(args.board.threads_in_effect(board.as_ref()), board.as_ref()) {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
