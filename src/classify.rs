@@ -198,6 +198,8 @@ pub struct ClassifyReport<'a> {
     /// The test-time augmentation the probabilities come from (absent without TTA).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tta: Option<Tta>,
+    /// The backbone file that ran (the bundle's `[backbone]`, or its `[backbone_fallback]`).
+    pub backbone: &'a BackboneRan,
     /// The engine that ran the backbone (tract, or ONNX Runtime with its providers; `fallback`
     /// set when ONNX Runtime was configured but tract ran).
     pub engine: &'a EngineInfo,
@@ -226,6 +228,18 @@ impl From<Abstention> for CannotAssess {
     }
 }
 
+/// Which of a bundle's backbone files a classifier runs: the manifest's `[backbone]`, or its
+/// `[backbone_fallback]` where int8 is slow on this CPU ([`crate::precision`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackboneRan {
+    /// The file, relative to the bundle.
+    pub file: String,
+    /// Its SHA-256, as the manifest lists it (verified at load).
+    pub sha256: String,
+    /// Its precision.
+    pub precision: crate::board::Precision,
+}
+
 struct LoadedHead {
     model: Option<Model>,
     name: String,
@@ -241,7 +255,7 @@ pub struct Classifier {
     preprocess: PreprocessConfig,
     backbone: Box<dyn InferenceModel>,
     backbone_output: usize,
-    backbone_precision: crate::board::Precision,
+    ran: BackboneRan,
     engine: EngineInfo,
     heads: Vec<LoadedHead>,
     bundle_id: String,
@@ -381,12 +395,13 @@ impl Classifier {
             heads.len(),
             bundle.signature.describe()
         );
+        let ran = BackboneRan { file: file.clone(), sha256: sha256.clone(), precision: backbone_precision };
         Ok(Classifier {
             bundle,
             preprocess,
             backbone,
             backbone_output,
-            backbone_precision,
+            ran,
             engine: engine_info,
             heads,
             bundle_id,
@@ -405,7 +420,12 @@ impl Classifier {
     /// The precision of the backbone that runs: the bundle's `[backbone]`, or its fp32
     /// `[backbone_fallback]` on a CPU where int8 is slow ([`crate::precision`]).
     pub fn backbone_precision(&self) -> crate::board::Precision {
-        self.backbone_precision
+        self.ran.precision
+    }
+
+    /// The backbone file that runs, its digest and precision.
+    pub fn backbone_ran(&self) -> &BackboneRan {
+        &self.ran
     }
 
     /// Whether a failed quality check stops the image ("cannot assess", the default) or is only
@@ -545,6 +565,7 @@ impl Classifier {
                 cannot_assess: Some(Abstention::Quality { codes }.into()),
                 ood_distance: None,
                 tta: self.tta,
+                backbone: &self.ran,
                 engine: &self.engine,
                 heads: Vec::new(),
                 feature: Vec::new(),
@@ -577,6 +598,7 @@ impl Classifier {
                 cannot_assess: Some(why.into()),
                 ood_distance: None,
                 tta: self.tta,
+                backbone: &self.ran,
                 engine: &self.engine,
                 heads: Vec::new(),
                 feature: Vec::new(),
@@ -645,6 +667,7 @@ impl Classifier {
             cannot_assess,
             ood_distance,
             tta: self.tta,
+            backbone: &self.ran,
             engine: &self.engine,
             heads,
             feature,

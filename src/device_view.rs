@@ -114,6 +114,7 @@ pub fn audit_record(report: &ClassifyReport<'_>, bundle: &crate::bundle::Bundle,
             "decision": h.decision.as_ref().map(|d| json!({"label": d.label, "score": d.score, "threshold": d.threshold})),
         })).collect::<Vec<_>>(),
         "timings_ms": report.timings,
+        "backbone": report.backbone,
         "engine": report.engine,
         "runtime": format!("panderm-edge {}", env!("CARGO_PKG_VERSION")),
     })

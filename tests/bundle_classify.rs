@@ -359,13 +359,20 @@ fn int8_bundle_with_fp32_fallback_runs_the_precision_the_cpu_suits() {
     let fp32 = heads_json(&classify(&demo().to_string_lossy(), None));
     let int8 = heads_json(&classify(&demo_int8().to_string_lossy(), None));
     assert_ne!(fp32, int8, "the two precisions must be told apart by their outputs");
-    for (verdict, want, file) in
-        [("slow", &fp32, "fp32 backbone `backbone.fp32.onnx`"), ("fast", &int8, "int8 backbone `backbone.onnx`")]
-    {
+    let manifest: toml::Value = toml::from_str(&std::fs::read_to_string(dir.join("manifest.toml")).unwrap()).unwrap();
+    for (verdict, want, file, table, precision) in [
+        ("slow", &fp32, "fp32 backbone `backbone.fp32.onnx`", "backbone_fallback", "fp32"),
+        ("fast", &int8, "int8 backbone `backbone.onnx`", "backbone", "int8"),
+    ] {
         let out = classify(&bundle, Some(verdict));
         assert_eq!(&heads_json(&out), want, "PANDERM_INT8={verdict}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(file), "PANDERM_INT8={verdict}: {stderr}");
+        // The report (and so the audit record) names the file that ran and its digest.
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["backbone"]["file"], manifest[table]["file"].as_str().unwrap(), "{report}");
+        assert_eq!(report["backbone"]["sha256"], manifest[table]["sha256"].as_str().unwrap(), "{report}");
+        assert_eq!(report["backbone"]["precision"], precision, "{report}");
     }
     // Without the override the CPU decides; the run succeeds either way.
     heads_json(&classify(&bundle, None));

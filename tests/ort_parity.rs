@@ -132,6 +132,12 @@ fn onnxruntime_backend_gives_tracts_outputs() {
     let out = panderm(&["run", "--timings", "--backend", "ort", "--ort-library", &lib, "--model", &lp(), &img]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("onnxruntime") && stderr.contains("placed on [CPUExecutionProvider]"), "{stderr}");
+    // `info --model --backend ort`: the engine's view, with ONNX Runtime's node placement.
+    let out = panderm(&["info", "--model", &lp(), "--backend", "ort", "--ort-library", &lib]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("engine:  onnxruntime") && stdout.contains("placed on [CPUExecutionProvider]"), "{stdout}");
+    assert!(String::from_utf8_lossy(&panderm(&["info", "--model", &lp()]).stdout).contains("engine:  tract"));
     // `bench --backend ort` reports the engine that ran; --profile is tract's.
     let out = panderm(&["bench", "--json", "--runs", "2", "--backend", "ort", "--ort-library", &lib, "--model", &lp()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -262,6 +268,8 @@ fn board_accelerator_chooses_onnxruntime_or_falls_back_to_tract() {
     let line = std::fs::read_to_string(&log).unwrap();
     let record: serde_json::Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
     assert_eq!(record["engine"], r["engine"], "{record}");
+    assert_eq!(record["backbone"], r["backbone"], "{record}");
+    assert_eq!(r["backbone"]["file"], "backbone.onnx", "{r}");
     let out = panderm(&["classify", "--board", &fallback, "--bundle", &b, &img]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("engine: tract 0.23.9 (fallback from ONNX Runtime:"));
 

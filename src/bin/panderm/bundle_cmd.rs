@@ -22,6 +22,10 @@ pub struct InfoArgs {
     /// Print the description as JSON.
     #[arg(long)]
     json: bool,
+    /// With --model: the engine to load it with (`--backend ort` shows which execution provider
+    /// takes which nodes).
+    #[command(flatten)]
+    engine: crate::EngineArgs,
 }
 
 #[derive(clap::Args)]
@@ -38,11 +42,17 @@ pub struct VerifyArgs {
 
 pub fn info(args: InfoArgs) -> ExitCode {
     match (args.bundle, args.model) {
+        (Some(_), _) if args.engine.backend.is_some() || args.engine.ort_library.is_some() => fail(
+            "--backend and --ort-library describe a --model; for a bundle's engine run `panderm classify --backend ...`",
+        ),
         (Some(b), _) => match args.trust.trust(None) {
             Ok(trust) => bundle_info(&b, &trust, args.json),
             Err(e) => fail(e),
         },
-        (None, Some(m)) => crate::run_cmd::model_info(&m),
+        (None, Some(m)) => match args.engine.backend(1, None) {
+            Ok(backend) => crate::run_cmd::model_info(&m, &backend),
+            Err(e) => fail(e),
+        },
         (None, None) => fail("give --bundle DIR or --model FILE"),
     }
 }

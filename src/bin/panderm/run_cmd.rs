@@ -107,7 +107,24 @@ pub fn run(args: RunArgs) -> ExitCode {
 }
 
 /// `panderm info --model FILE`.
-pub fn model_info(path: &std::path::Path) -> ExitCode {
+pub fn model_info(path: &std::path::Path, backend: &backend::Backend) -> ExitCode {
+    if *backend != backend::Backend::Tract {
+        // The engine's own view: shapes, outputs, and for ONNX Runtime the providers and its
+        // node placement.
+        return match backend::load(path, &ModelOptions::default(), backend) {
+            Ok(m) => {
+                println!("model:   {}", m.path().display());
+                println!(
+                    "input:   [N,{}]",
+                    m.sample_shape().iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")
+                );
+                println!("outputs: {}", m.output_names().join(", "));
+                println!("engine:  {}", m.engine());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        };
+    }
     match Model::load(path) {
         Ok(m) => {
             println!("model:   {}", m.path().display());
@@ -117,6 +134,7 @@ pub fn model_info(path: &std::path::Path) -> ExitCode {
                 m.sample_shape().iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")
             );
             println!("outputs: {}", m.output_names().join(", "));
+            println!("engine:  {}", backend::EngineInfo::tract());
             for (k, v) in m.metadata() {
                 println!("  {k}: {v}");
             }
