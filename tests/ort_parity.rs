@@ -108,19 +108,24 @@ fn onnxruntime_backend_gives_tracts_outputs() {
     let Some(lib) = common::ort::ort_library() else { return };
     let lib = lib.to_string_lossy().into_owned();
     let img = image("clinical_forearm_iphone14.jpg").to_string_lossy().into_owned();
+    // Every output of `run --json` (features, or the fine-tuned model's logits), in name order.
     let features = |out: &std::process::Output| -> Vec<f32> {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        floats(&v["outputs"]["features"])
+        let outputs = v["outputs"].as_object().expect("outputs");
+        assert!(!outputs.is_empty());
+        outputs.values().flat_map(floats).collect()
     };
     // fp32: the two engines differ only in float accumulation order (1e-4 on O(1) features, as
     // tract_and_onnxruntime_agree). int8 (our static-u8 MatMulInteger form): the integer GEMMs are
     // exact in both, but a float difference before a quantizer can flip one activation code by a
     // step; measured max 2.4e-7 on this model, bound 5e-3 as in tools/tests/quantize.rs.
-    for (model, tol) in
-        [(tiny_model("panderm_tiny_lp.onnx"), 1e-4f32), (root().join("models/demo-int8/backbone.onnx"), 5e-3)]
-    {
+    for (model, tol) in [
+        (tiny_model("panderm_tiny_lp.onnx"), 1e-4f32),
+        (tiny_model("panderm_tiny_ft.onnx"), 1e-4),
+        (root().join("models/demo-int8/backbone.onnx"), 5e-3),
+    ] {
         let m = model.to_string_lossy().into_owned();
         let tract = features(&panderm(&["run", "--json", "--model", &m, &img]));
         let ort =
