@@ -129,7 +129,10 @@ impl Model {
     pub fn load_bytes(bytes: &[u8], path: &Path, options: &ModelOptions) -> Result<Model> {
         let (typed, info) = load_decluttered_bytes(bytes, path, options)?;
         let plan = guard(path, "cannot optimize the model for this CPU", || {
+            let mut typed = typed;
+            let gemms = crate::ops::install_decluttered(&mut typed)?;
             let mut optimized = typed.into_optimized()?;
+            log::debug!("{}: int8 weight MatMuls on our GEMM: {gemms}", path.display());
             let installed = crate::ops::install(&mut optimized)?;
             log::debug!("{}: our SIMD ops in the plan: {installed:?}", path.display());
             optimized.into_runnable()
@@ -176,6 +179,10 @@ impl Model {
     pub fn matmul_kernels(&self) -> Vec<String> {
         let mut kernels = std::collections::BTreeSet::new();
         for node in self.plan.model().nodes() {
+            if let Some(q) = node.op_as::<crate::ops::qmatmul::PandermQMatMul>() {
+                kernels.insert(format!("panderm_{}", q.weights.kernel().name()));
+                continue;
+            }
             let Ok(info) = node.op.info() else { continue };
             for line in info {
                 // OptMatMul describes itself as "... with [<kernel>, ...]".

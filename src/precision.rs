@@ -1,14 +1,15 @@
 //! Which backbone precision to run on this CPU, when a bundle carries both an int8 backbone and
 //! an fp32 fallback (`[backbone_fallback]` in the manifest, docs/bundles.md).
 //!
-//! int8 pays in tract only where the CPU has 8-bit dot-product instructions. Measured
-//! (docs/performance.md, issue 15): on x86_64 with AVX-512 VNNI or AMX, int8 PanDerm_Base is
-//! 1.7–2.4× faster than fp32 (1.74× on a Zen 4 in an earlier session, 2.4× on this session's
-//! AMX Xeon); on an AVX2-only x86_64 (most field laptops before 2021) tract's int8 GEMM made it
-//! **2.8× slower** than fp32 (issue 15's report, AVX2+FMA without AVX-512; not re-measured: no such
-//! machine here). So on x86_64 without VNNI (AVX-512 VNNI or
-//! AVX-VNNI) the fp32 fallback runs. On ARM nothing was timed (qemu gives no timings) and the
-//! boards without dot product choose int8 for memory, so the bundle's own backbone runs there.
+//! Measured (docs/performance.md, issue 15): on x86_64 with AVX-512 VNNI or AMX, int8
+//! PanDerm_Base is 1.7–3.6× faster than fp32 (1.74× on a Zen 4 in an earlier session with tract's
+//! GEMM; 3.6× on the AMX Xeon with our VNNI GEMM, [`crate::ops::qmatmul`]). On an AVX2-only x86_64
+//! (most field laptops before 2021) tract's own int8 GEMM made it **2.8× slower** than fp32 (issue
+//! 15's report); our int16 AVX2 GEMM, forced on the Xeon, runs int8 Base 1.3× faster than fp32
+//! (not measured on an AVX2-only CPU). So the fp32 fallback runs on x86_64 only where neither VNNI
+//! nor our AVX2 GEMM is in use (`PANDERM_TRACT_OPS_ONLY`, `PANDERM_INT8_GEMM=tract`, no AVX2). On
+//! ARM nothing was timed (qemu gives no timings) and the boards without dot product choose int8
+//! for memory, so the bundle's own backbone runs there.
 //!
 //! A board profile's `model.precision` wins when the bundle carries that precision
 //! ([`choose_preferring`]; `panderm --board`). `PANDERM_INT8=fast|slow` overrides the CPU's verdict (to test the fallback on any machine, or
@@ -55,12 +56,16 @@ pub fn int8_speed() -> Result<Int8Speed> {
 
 #[cfg(target_arch = "x86_64")]
 fn detected() -> Int8Speed {
+    use crate::ops::qmatmul_kernel::Kernel;
+    let ours = if crate::ops::disabled() { None } else { Kernel::detect().ok().flatten() };
     if std::arch::is_x86_feature_detected!("avx512vnni") {
         Int8Speed::Fast("x86_64 with AVX-512 VNNI")
     } else if std::arch::is_x86_feature_detected!("avxvnni") {
         Int8Speed::Fast("x86_64 with AVX-VNNI")
+    } else if ours == Some(Kernel::Avx2) {
+        Int8Speed::Fast("x86_64 with AVX2: PanDerm Edge's int16 GEMM (int8 Base measured 1.3x faster than fp32)")
     } else {
-        Int8Speed::Slow("x86_64 without AVX-512 VNNI or AVX-VNNI (tract's int8 measured 2.8x slower than fp32)")
+        Int8Speed::Slow("x86_64 without VNNI and without our AVX2 GEMM (tract's int8 measured 2.8x slower than fp32)")
     }
 }
 
@@ -149,7 +154,9 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         assert_eq!(
             matches!(s, Int8Speed::Fast(_)),
-            std::arch::is_x86_feature_detected!("avx512vnni") || std::arch::is_x86_feature_detected!("avxvnni")
+            std::arch::is_x86_feature_detected!("avx512vnni")
+                || std::arch::is_x86_feature_detected!("avxvnni")
+                || (std::arch::is_x86_feature_detected!("avx2") && !crate::ops::disabled())
         );
     }
 }

@@ -87,11 +87,17 @@ fn expected_int8_kernels() -> Vec<&'static str> {
     }
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni") {
-            // AMX-int8 cores (Sapphire Rapids and later) take the AMX tile above VNNI.
-            vec!["avx512amx_mmm_i32_", "avx512vnni_mmm_i32_"]
+        // Our GEMM (src/ops/qmatmul_kernel.rs) with AVX-512 VNNI, and with AVX2 where there is
+        // no VNNI at all; tract's AVX-VNNI kernel where there is only that.
+        if is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni")
+        {
+            vec!["panderm_avx512vnni_i8_"]
+        } else if is_x86_feature_detected!("avxvnni") {
+            vec!["avxvnni_mmm_i32_"]
         } else if is_x86_feature_detected!("avx2") {
-            vec!["avxvnni_mmm_i32_", "avx2_mmm_i32_"]
+            vec!["panderm_avx2_i16_"]
         } else {
             vec!["avx_mmm_i32_"]
         }
@@ -117,10 +123,52 @@ fn int8_backbone_uses_the_cpus_int8_kernel() {
     for k in &kernels {
         assert!(!bad.iter().any(|b| k.starts_with(b)), "fallback kernel {k} in the int8 plan: {kernels:?}");
     }
-    let int8: Vec<&String> = kernels.iter().filter(|k| k.contains("_i32_")).collect();
+    let int8: Vec<&String> = kernels.iter().filter(|k| k.contains("_i32_") || k.starts_with("panderm_")).collect();
     assert!(!int8.is_empty(), "no int8 (i32) matrix kernel in the int8 plan: {kernels:?}");
     let expected = expected_int8_kernels();
     for k in int8 {
         assert!(matches(k, &expected), "int8 kernel {k} on {}; expected {expected:?}", std::env::consts::ARCH);
     }
+}
+
+/// Our int8 GEMM ([`panderm_edge::ops::qmatmul`]) gives tract's int8 GEMM's numbers bit for bit:
+/// the int8 demo backbone's features with each kernel this CPU can run (`PANDERM_INT8_GEMM`, one
+/// process each: the variable is read at load) equal those with tract's own GEMM; the scalar
+/// kernel runs everywhere (so the op's wiring is checked under qemu too). A kernel the CPU lacks,
+/// or an unknown name, is one line at load.
+#[test]
+fn our_int8_gemm_gives_tracts_numbers_bit_for_bit() {
+    use panderm_edge::ops::qmatmul_kernel::Kernel;
+    let model = common::root().join("models/demo-int8/backbone.onnx").to_string_lossy().into_owned();
+    let img = common::image("clinical_forearm_iphone14.jpg").to_string_lossy().into_owned();
+    let run = |gemm: &str| {
+        let out = common::panderm_command()
+            .env("PANDERM_INT8_GEMM", gemm)
+            .env("RUST_LOG", "panderm_edge::engine=debug")
+            .args(["run", "--json", "--model", &model, &img])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out, stderr)
+    };
+    let features = |gemm: &str, mine: usize| -> Vec<u32> {
+        let (out, stderr) = run(gemm);
+        assert!(out.status.success(), "PANDERM_INT8_GEMM={gemm}: {stderr}");
+        assert!(stderr.contains(&format!("int8 weight MatMuls on our GEMM: {mine}")), "{gemm}: {stderr}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        common::floats(&v["outputs"]["features"]).iter().map(|f| f.to_bits()).collect()
+    };
+    let tract = features("tract", 0);
+    // The demo backbone: depth 2 × (q, k, v, proj, fc1, fc2).
+    for (name, kernel) in [("scalar", Kernel::Scalar), ("avx2", Kernel::Avx2), ("vnni", Kernel::Vnni512)] {
+        if kernel.available() {
+            assert_eq!(features(name, 12), tract, "PANDERM_INT8_GEMM={name}");
+        } else {
+            let (out, stderr) = run(name);
+            assert!(!out.status.success() && stderr.contains("cannot run"), "{name}: {stderr}");
+            assert_eq!(stderr.trim().lines().filter(|l| l.starts_with("error")).count(), 1, "{stderr}");
+        }
+    }
+    let (out, stderr) = run("fastest");
+    assert!(!out.status.success() && stderr.contains("PANDERM_INT8_GEMM=fastest"), "{stderr}");
 }

@@ -6,12 +6,19 @@
 //! * [`softmax::PandermSoftmax`]: float32 softmax over the last axis on a SIMD row kernel
 //!   ([`softmax_kernel`]) for rows of any length, in place of tract's `Softmax`, whose fast
 //!   kernel needs rows of a multiple of 4 (PanDerm's attention rows are 197).
+//! * [`qmatmul::PandermQMatMul`]: a weight MatMul of an int8 model with its float rescale, on our
+//!   int8 GEMM ([`qmatmul_kernel`]: AVX-512 VNNI or AVX2 on x86_64), in place of tract's int8
+//!   GEMM and its `Cast → Mul → Add` chain.
 //!
-//! [`install`] runs on the optimized model, just before it becomes a plan, so nothing is
+//! [`install`] runs on the optimized model, just before it becomes a plan, and
+//! [`install_decluttered`] on the decluttered model, before tract's optimizer; so nothing is
 //! serialized with these ops (NNEF bundles keep tract's own ops on disk and get ours at load).
 //! `PANDERM_TRACT_OPS_ONLY=1` in the environment keeps tract's own ops (for A/B measurements and
-//! for diagnosing a suspected kernel problem in the field).
+//! for diagnosing a suspected kernel problem in the field); `PANDERM_INT8_GEMM` chooses the int8
+//! GEMM alone ([`qmatmul_kernel::Kernel::detect`]).
 
+pub mod qmatmul;
+pub mod qmatmul_kernel;
 pub mod quantize;
 pub mod quantize_kernel;
 pub mod softmax;
@@ -31,6 +38,19 @@ pub struct Installed {
 /// Whether `PANDERM_TRACT_OPS_ONLY` asks for tract's own operators only.
 pub fn disabled() -> bool {
     std::env::var_os("PANDERM_TRACT_OPS_ONLY").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Installs [`qmatmul::PandermQMatMul`] in a decluttered model (before tract's optimizer), on this
+/// CPU's kernel ([`qmatmul_kernel::Kernel::detect`]); returns how many weight MatMuls it took.
+/// None on CPUs where tract's own int8 GEMM is kept, or with `PANDERM_TRACT_OPS_ONLY`.
+pub fn install_decluttered(model: &mut TypedModel) -> TractResult<usize> {
+    if disabled() {
+        return Ok(0);
+    }
+    match qmatmul_kernel::Kernel::detect().map_err(TractError::msg)? {
+        Some(kernel) => qmatmul::install(model, kernel),
+        None => Ok(0),
+    }
 }
 
 /// Which of our operators to install.

@@ -1,0 +1,42 @@
+//! The int8 GEMM of weight MatMuls (`src/ops/qmatmul_kernel.rs`) at PanDerm_Base's shapes, each
+//! kernel this CPU runs, single thread: milliseconds and 10⁹ multiply-adds per second.
+//!
+//! ```sh
+//! cargo bench --bench int8_gemm
+//! ```
+//!
+//! The whole-model comparison with tract's GEMM and ONNX Runtime is `panderm bench` with
+//! `PANDERM_INT8_GEMM=tract|vnni|avx2` (docs/performance.md).
+
+use panderm_edge::ops::qmatmul_kernel::{Kernel, Weights};
+
+fn main() {
+    // (rows: 197 tokens, k, n): q/k/v/proj, fc1, fc2.
+    let shapes = [(197usize, 768usize, 768usize), (197, 768, 3072), (197, 3072, 768)];
+    for kernel in [Kernel::Vnni512, Kernel::Avx2, Kernel::Scalar] {
+        if !kernel.available() {
+            println!("{}: not on this CPU", kernel.name());
+            continue;
+        }
+        for &(m, k, n) in &shapes {
+            let a: Vec<u8> = (0..m * k).map(|i| (i * 7 % 251) as u8).collect();
+            let w: Vec<i8> = (0..k * n).map(|i| (i * 13 % 255) as u8 as i8).collect();
+            let scale = vec![1e-3f32; n];
+            let weights = Weights::pack(kernel, &w, k, n, 128, &scale, Some(&scale));
+            let mut y = vec![0f32; m * n];
+            weights.gemm(&a, &mut y);
+            let reps = if kernel == Kernel::Scalar { 1 } else { 20 };
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                weights.gemm(&a, &mut y);
+            }
+            let s = t.elapsed().as_secs_f64() / reps as f64;
+            println!(
+                "{:<20} {m}x{k}x{n}: {:8.3} ms  {:6.1} GMAC/s",
+                kernel.name(),
+                s * 1e3,
+                (m * k * n) as f64 / s / 1e9
+            );
+        }
+    }
+}

@@ -1,0 +1,572 @@
+//! The int8 GEMM of a weight MatMul and its float rescale, in one pass:
+//!
+//! ```text
+//! y[m, n] = f32(Σ_k (a[m, k] − a0) · w[k, n]) · scale[n]  (+ bias[n])
+//! ```
+//!
+//! `a`: the activation codes (uint8, or int8 taken as uint8 with `a0 + 128`), `w`: constant int8
+//! weights, `a0`: the activation zero point; the sum is exact in i32, then rounded to f32, multiplied
+//! and added exactly as the graph's `Cast → Mul → Add` does (two roundings, no FMA), so the result is
+//! bit-identical to tract's unfused chain.
+//!
+//! Kernels, chosen at run time ([`Kernel::detect`]):
+//! * [`Kernel::Vnni512`] (AVX-512 VNNI): `vpdpbusd` (uint8 × int8, four products per i32 lane, exact),
+//!   8 rows × 48 columns per block; the zero point as a per-column correction `a0 · Σ_k w[k, n]`
+//!   computed when the weights are packed.
+//! * [`Kernel::Avx2`] (AVX2 without VNNI): `vpmaddwd` on int16 (the zero point subtracted from the
+//!   activations first, weights widened when packed), 6 rows × 16 columns. `vpmaddubsw`, ONNX
+//!   Runtime's AVX2 instruction, saturates its int16 pair sums with uint8 × int8 operands (ONNX
+//!   Runtime's `reduce_range` exists for that); int16 operands are exact.
+//! * [`Kernel::Scalar`]: the definition, for tests and as the reference.
+//!
+//! Weights are packed once, when the model is loaded. Rows are split across tract's inference
+//! threads (its rayon pool).
+
+use std::sync::Arc;
+
+/// Which implementation runs the GEMM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// AVX-512 VNNI `vpdpbusd`.
+    Vnni512,
+    /// AVX2 `vpmaddwd` on int16.
+    Avx2,
+    /// Plain Rust.
+    Scalar,
+}
+
+impl Kernel {
+    /// The kernel's name in plans and profiles.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Vnni512 => "avx512vnni_i8_8x48",
+            Kernel::Avx2 => "avx2_i16_6x16",
+            Kernel::Scalar => "scalar",
+        }
+    }
+
+    /// Whether this CPU can run it.
+    pub fn available(self) -> bool {
+        match self {
+            Kernel::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Vnni512 => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// This CPU's choice: [`Kernel::Vnni512`] with AVX-512 VNNI; tract's own GEMM (`None`) with
+    /// AVX-VNNI but no AVX-512 (tract's `avxvnni_mmm_i32_8x8` does 32 products per instruction,
+    /// our int16 kernel 16); [`Kernel::Avx2`] with AVX2 only; tract's on ARM (its NEON kernels,
+    /// SDOT where present) and on x86 without AVX2.
+    pub fn best() -> Option<Kernel> {
+        if Kernel::Vnni512.available() {
+            return Some(Kernel::Vnni512);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avxvnni") {
+            return None;
+        }
+        Kernel::Avx2.available().then_some(Kernel::Avx2)
+    }
+
+    /// The kernel the engine installs on this CPU ([`Kernel::best`]), or `None` to keep tract's
+    /// own int8 GEMM.
+    /// `PANDERM_INT8_GEMM=tract` keeps tract's; `vnni`, `avx2` or `scalar` force one of ours (for
+    /// A/B measurements: an AVX2-only CPU's kernel on a VNNI machine); a kernel this CPU cannot run
+    /// is refused.
+    pub fn detect() -> Result<Option<Kernel>, String> {
+        let forced = std::env::var("PANDERM_INT8_GEMM").unwrap_or_default();
+        let wanted = match forced.as_str() {
+            "" => return Ok(Kernel::best()),
+            "tract" => return Ok(None),
+            "vnni" => Kernel::Vnni512,
+            "avx2" => Kernel::Avx2,
+            "scalar" => Kernel::Scalar,
+            other => {
+                return Err(format!("PANDERM_INT8_GEMM={other}: expected tract, vnni, avx2 or scalar"));
+            }
+        };
+        if wanted.available() {
+            Ok(Some(wanted))
+        } else {
+            Err(format!("PANDERM_INT8_GEMM: this CPU cannot run the {} kernel", wanted.name()))
+        }
+    }
+}
+
+/// Columns per packed panel and rows per block of each kernel.
+const VNNI_NV: usize = 3;
+const VNNI_NR: usize = 16 * VNNI_NV;
+const VNNI_MR: usize = 8;
+const AVX2_NR: usize = 16;
+const AVX2_MR: usize = 6;
+
+#[derive(Debug)]
+enum Packed {
+    /// `[K, N]` row-major, as given.
+    Plain(Vec<i8>),
+    /// Panels of 48 columns; per group of 4 k: 48 × 4 bytes (`w[4g..4g+4, n]` per column).
+    Vnni(Vec<i8>),
+    /// Panels of 16 columns; per pair of k: 16 × 2 int16 (`w[2g..2g+2, n]` per column).
+    Avx2(Vec<i16>),
+}
+
+/// A weight matrix packed for one kernel, with its zero point, scales and bias.
+#[derive(Debug)]
+pub struct Weights {
+    kernel: Kernel,
+    k: usize,
+    n: usize,
+    a0: i32,
+    packed: Packed,
+    /// `a0 · Σ_k w[k, n]`, padded to whole panels (VNNI only; empty otherwise).
+    correction: Vec<i32>,
+    /// Per column, padded to whole panels.
+    scale: Vec<f32>,
+    /// Per column, padded to whole panels; `None` when the graph has no bias Add.
+    bias: Option<Vec<f32>>,
+}
+
+/// Where a [`Weights`] is shared: the op clones cheaply.
+pub type SharedWeights = Arc<Weights>;
+
+fn round_up(x: usize, to: usize) -> usize {
+    x.div_ceil(to) * to
+}
+
+impl Weights {
+    /// Packs `w` (`[k, n]` row-major) for `kernel`. `scale` and `bias` have `n` values;
+    /// `a0` is the activation zero point (uint8 codes).
+    pub fn pack(kernel: Kernel, w: &[i8], k: usize, n: usize, a0: i32, scale: &[f32], bias: Option<&[f32]>) -> Weights {
+        assert!(k > 0 && n > 0, "an empty weight matrix");
+        assert_eq!(w.len(), k * n, "weights are not k × n");
+        assert_eq!(scale.len(), n, "one scale per column");
+        assert!(bias.is_none_or(|b| b.len() == n), "one bias per column");
+        let nr = match kernel {
+            Kernel::Vnni512 => VNNI_NR,
+            Kernel::Avx2 => AVX2_NR,
+            Kernel::Scalar => 1,
+        };
+        let np = round_up(n, nr);
+        let pad = |v: &[f32]| {
+            let mut p = v.to_vec();
+            p.resize(np, 0.0);
+            p
+        };
+        let mut correction = Vec::new();
+        let packed = match kernel {
+            Kernel::Scalar => Packed::Plain(w.to_vec()),
+            Kernel::Vnni512 => {
+                let groups = k.div_ceil(4);
+                let mut out = vec![0i8; np * groups * 4];
+                for panel in 0..np / nr {
+                    for g in 0..groups {
+                        for c in 0..nr {
+                            let col = panel * nr + c;
+                            for d in 0..4 {
+                                let kk = 4 * g + d;
+                                if col < n && kk < k {
+                                    out[(panel * groups + g) * nr * 4 + c * 4 + d] = w[kk * n + col];
+                                }
+                            }
+                        }
+                    }
+                }
+                correction = (0..np)
+                    .map(|col| if col < n { a0 * (0..k).map(|kk| i32::from(w[kk * n + col])).sum::<i32>() } else { 0 })
+                    .collect();
+                Packed::Vnni(out)
+            }
+            Kernel::Avx2 => {
+                let pairs = k.div_ceil(2);
+                let mut out = vec![0i16; np * pairs * 2];
+                for panel in 0..np / nr {
+                    for g in 0..pairs {
+                        for c in 0..nr {
+                            let col = panel * nr + c;
+                            for d in 0..2 {
+                                let kk = 2 * g + d;
+                                if col < n && kk < k {
+                                    out[(panel * pairs + g) * nr * 2 + c * 2 + d] = i16::from(w[kk * n + col]);
+                                }
+                            }
+                        }
+                    }
+                }
+                Packed::Avx2(out)
+            }
+        };
+        Weights { kernel, k, n, a0, packed, correction, scale: pad(scale), bias: bias.map(pad) }
+    }
+
+    /// The kernel it was packed for.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// `(k, n)`.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+
+    /// Whether a bias is added.
+    pub fn has_bias(&self) -> bool {
+        self.bias.is_some()
+    }
+
+    /// Bytes held by the packed weights.
+    pub fn packed_bytes(&self) -> usize {
+        match &self.packed {
+            Packed::Plain(v) | Packed::Vnni(v) => v.len(),
+            Packed::Avx2(v) => v.len() * 2,
+        }
+    }
+
+    /// `y = rescale(a · w)` for `a`: `[m, k]` uint8 codes, `y`: `[m, n]`, on up to `threads`
+    /// threads of tract's pool. Panics if the lengths do not match (a bug in the caller).
+    pub fn gemm(&self, a: &[u8], y: &mut [f32]) {
+        assert_eq!(a.len() % self.k, 0, "activation length is not a multiple of k");
+        let m = a.len() / self.k;
+        assert_eq!(y.len(), m * self.n, "output is not m × n");
+        let pool = match tract_linalg::multithread::current_tract_executor() {
+            tract_linalg::multithread::Executor::MultiThread(pool) => Some(pool),
+            _ => None,
+        };
+        let threads = pool.as_ref().map_or(1, |p| p.current_num_threads()).max(1);
+        let mr = match self.kernel {
+            Kernel::Vnni512 => VNNI_MR,
+            Kernel::Avx2 => AVX2_MR,
+            Kernel::Scalar => 1,
+        };
+        // Whole blocks of rows per thread.
+        let rows = round_up(m.div_ceil(threads), mr).max(mr);
+        match pool {
+            Some(pool) if m > rows => pool.scope(|s| {
+                for (a, y) in a.chunks(rows * self.k).zip(y.chunks_mut(rows * self.n)) {
+                    s.spawn(move |_| self.gemm_rows(a, y));
+                }
+            }),
+            _ => self.gemm_rows(a, y),
+        }
+    }
+
+    fn gemm_rows(&self, a: &[u8], y: &mut [f32]) {
+        let m = y.len() / self.n;
+        if m == 0 {
+            return;
+        }
+        match (&self.packed, self.kernel) {
+            #[cfg(target_arch = "x86_64")]
+            (Packed::Vnni(w), Kernel::Vnni512) => {
+                let kp = round_up(self.k, 4);
+                // Rows padded to whole groups of 4 (zeros meet zero weights) when k is not.
+                let padded;
+                let a = if kp == self.k {
+                    a
+                } else {
+                    padded = pad_rows(a, self.k, kp, 0u8);
+                    &padded
+                };
+                // SAFETY: `available()` was checked when the kernel was chosen; the buffers hold
+                // m × kp codes, the packed panels, and m × n outputs.
+                unsafe { x86::gemm_vnni(self, w, a, kp, m, y) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            (Packed::Avx2(w), Kernel::Avx2) => {
+                let kp = round_up(self.k, 2);
+                let a0 = self.a0;
+                let mut a16 = vec![0i16; m * kp];
+                for (row16, row) in a16.chunks_exact_mut(kp).zip(a.chunks_exact(self.k)) {
+                    for (d, &s) in row16.iter_mut().zip(row) {
+                        // |a − a0| ≤ 255: exact in int16.
+                        *d = (i32::from(s) - a0) as i16;
+                    }
+                }
+                // SAFETY: as above, with m × kp int16 activations.
+                unsafe { x86::gemm_avx2(self, w, &a16, kp, m, y) }
+            }
+            (Packed::Plain(w), _) => self.gemm_scalar(w, a, y),
+            _ => unreachable!("weights are packed for the kernel that runs them"),
+        }
+    }
+
+    fn gemm_scalar(&self, w: &[i8], a: &[u8], y: &mut [f32]) {
+        let (k, n) = (self.k, self.n);
+        for (row, out) in a.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
+            for (c, o) in out.iter_mut().enumerate() {
+                let acc: i32 = (0..k).map(|kk| (i32::from(row[kk]) - self.a0) * i32::from(w[kk * n + c])).sum();
+                *o = self.rescale(acc, c);
+            }
+        }
+    }
+
+    /// The float value of one accumulator of column `c`: the graph's Cast, Mul, Add.
+    #[inline]
+    fn rescale(&self, acc: i32, c: usize) -> f32 {
+        let v = acc as f32 * self.scale[c];
+        match &self.bias {
+            Some(b) => v + b[c],
+            None => v,
+        }
+    }
+}
+
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn pad_rows<T: Copy>(a: &[T], k: usize, kp: usize, zero: T) -> Vec<T> {
+    let mut out = vec![zero; a.len() / k * kp];
+    for (dst, src) in out.chunks_exact_mut(kp).zip(a.chunks_exact(k)) {
+        dst[..k].copy_from_slice(src);
+    }
+    out
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR, VNNI_NV, Weights};
+
+    /// # Safety
+    /// AVX-512 F, BW and VNNI present; `a` holds `m × kp` codes (`kp` a multiple of 4), `w` the
+    /// VNNI panels of `wts`, `y` `m × n` floats.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn gemm_vnni(wts: &Weights, w: &[i8], a: &[u8], kp: usize, m: usize, y: &mut [f32]) {
+        let groups = kp / 4;
+        let n = wts.n;
+        for panel in 0..n.div_ceil(VNNI_NR) {
+            let c0 = panel * VNNI_NR;
+            let cols = (n - c0).min(VNNI_NR);
+            let wp = unsafe { w.as_ptr().add(panel * groups * VNNI_NR * 4) };
+            let mut r = 0;
+            while r < m {
+                let rows = (m - r).min(VNNI_MR);
+                let ap = unsafe { a.as_ptr().add(r * kp) };
+                let yp = unsafe { y.as_mut_ptr().add(r * n + c0) };
+                macro_rules! block {
+                    ($($mr:literal)*) => {
+                        match rows {
+                            $($mr => unsafe { vnni_block::<$mr>(wts, wp, ap, kp, groups, c0, cols, yp, n) },)*
+                            _ => unreachable!("1 ..= VNNI_MR rows"),
+                        }
+                    };
+                }
+                block!(1 2 3 4 5 6 7 8);
+                r += rows;
+            }
+        }
+    }
+
+    /// One block of `MR` rows × one panel of up to `VNNI_NR` columns.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn vnni_block<const MR: usize>(
+        wts: &Weights,
+        wp: *const i8,
+        ap: *const u8,
+        lda: usize,
+        groups: usize,
+        c0: usize,
+        cols: usize,
+        yp: *mut f32,
+        ldy: usize,
+    ) {
+        let mut acc = [[_mm512_setzero_si512(); VNNI_NV]; MR];
+        for g in 0..groups {
+            // SAFETY (whole loop): the panel holds `groups` × 4 · VNNI_NR bytes; each row `lda` ≥
+            // 4g + 4 codes.
+            let mut b = [_mm512_setzero_si512(); VNNI_NV];
+            for (v, b) in b.iter_mut().enumerate() {
+                *b = unsafe { _mm512_loadu_si512(wp.add(g * 4 * VNNI_NR + 64 * v) as *const _) };
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let four = unsafe { (ap.add(r * lda + 4 * g) as *const i32).read_unaligned() };
+                let av = _mm512_set1_epi32(four);
+                for (acc, &b) in acc.iter_mut().zip(&b) {
+                    *acc = _mm512_dpbusd_epi32(*acc, av, b);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (h, &v) in acc.iter().enumerate() {
+                let first = 16 * h;
+                if first >= cols {
+                    break;
+                }
+                let valid = (cols - first).min(16);
+                let c = c0 + first;
+                // SAFETY: correction, scale and bias are padded to whole panels.
+                let f = unsafe {
+                    let v = _mm512_sub_epi32(v, _mm512_loadu_si512(wts.correction.as_ptr().add(c) as *const _));
+                    let f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(wts.scale.as_ptr().add(c)));
+                    match &wts.bias {
+                        Some(b) => _mm512_add_ps(f, _mm512_loadu_ps(b.as_ptr().add(c))),
+                        None => f,
+                    }
+                };
+                let mask: __mmask16 = if valid == 16 { 0xffff } else { (1u16 << valid) - 1 };
+                // SAFETY: row r of the output has `cols` ≥ first + valid columns from c0.
+                unsafe { _mm512_mask_storeu_ps(yp.add(r * ldy + first), mask, f) };
+            }
+        }
+    }
+
+    /// # Safety
+    /// AVX2 present; `a` holds `m × kp` int16 activations (`kp` even, zero point subtracted), `w`
+    /// the AVX2 panels of `wts`, `y` `m × n` floats.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn gemm_avx2(wts: &Weights, w: &[i16], a: &[i16], kp: usize, m: usize, y: &mut [f32]) {
+        let pairs = kp / 2;
+        let n = wts.n;
+        for panel in 0..n.div_ceil(AVX2_NR) {
+            let c0 = panel * AVX2_NR;
+            let cols = (n - c0).min(AVX2_NR);
+            let wp = unsafe { w.as_ptr().add(panel * pairs * AVX2_NR * 2) };
+            let mut r = 0;
+            while r < m {
+                let rows = (m - r).min(AVX2_MR);
+                let ap = unsafe { a.as_ptr().add(r * kp) };
+                let yp = unsafe { y.as_mut_ptr().add(r * n + c0) };
+                unsafe {
+                    match rows {
+                        6 => avx2_block::<6>(wts, wp, ap, kp, pairs, c0, cols, yp, n),
+                        5 => avx2_block::<5>(wts, wp, ap, kp, pairs, c0, cols, yp, n),
+                        4 => avx2_block::<4>(wts, wp, ap, kp, pairs, c0, cols, yp, n),
+                        3 => avx2_block::<3>(wts, wp, ap, kp, pairs, c0, cols, yp, n),
+                        2 => avx2_block::<2>(wts, wp, ap, kp, pairs, c0, cols, yp, n),
+                        _ => avx2_block::<1>(wts, wp, ap, kp, pairs, c0, cols, yp, n),
+                    }
+                }
+                r += rows;
+            }
+        }
+    }
+
+    /// One block of `MR` rows × one panel of up to 16 columns.
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn avx2_block<const MR: usize>(
+        wts: &Weights,
+        wp: *const i16,
+        ap: *const i16,
+        lda: usize,
+        pairs: usize,
+        c0: usize,
+        cols: usize,
+        yp: *mut f32,
+        ldy: usize,
+    ) {
+        let mut acc = [[_mm256_setzero_si256(); 2]; MR];
+        for g in 0..pairs {
+            // SAFETY (whole loop): the panel holds `pairs` × 32 int16; each row `lda` ≥ 2g + 2.
+            let b0 = unsafe { _mm256_loadu_si256(wp.add(g * 32) as *const _) };
+            let b1 = unsafe { _mm256_loadu_si256(wp.add(g * 32 + 16) as *const _) };
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let two = unsafe { (ap.add(r * lda + 2 * g) as *const i32).read_unaligned() };
+                let av = _mm256_set1_epi32(two);
+                acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(av, b0));
+                acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(av, b1));
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (h, &v) in acc.iter().enumerate() {
+                let first = 8 * h;
+                if first >= cols {
+                    break;
+                }
+                let valid = (cols - first).min(8);
+                let c = c0 + first;
+                // SAFETY: scale and bias are padded to whole panels.
+                let f = unsafe {
+                    let f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(wts.scale.as_ptr().add(c)));
+                    match &wts.bias {
+                        Some(b) => _mm256_add_ps(f, _mm256_loadu_ps(b.as_ptr().add(c))),
+                        None => f,
+                    }
+                };
+                // SAFETY: row r of the output has at least `first + valid` columns from c0.
+                unsafe {
+                    let dst = yp.add(r * ldy + first);
+                    if valid == 8 {
+                        _mm256_storeu_ps(dst, f);
+                    } else {
+                        let mut tmp = [0f32; 8];
+                        _mm256_storeu_ps(tmp.as_mut_ptr(), f);
+                        std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, valid);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(seed: &mut u64) -> u32 {
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (*seed >> 33) as u32
+    }
+
+    /// Every kernel this CPU has equals the scalar definition bit for bit, over shapes that hit
+    /// every tail (rows not a multiple of the block, columns not of the panel, k not of 4), the
+    /// extreme codes (0 and 255 against ±127 and −128 weights) and with and without a bias.
+    #[test]
+    fn every_kernel_equals_the_definition() {
+        let mut seed = 7u64;
+        for &(m, k, n) in
+            &[(1, 4, 1), (197, 128, 128), (9, 3, 17), (13, 130, 33), (8, 768, 64), (7, 5, 48), (30, 64, 1)]
+        {
+            for extreme in [false, true] {
+                let a: Vec<u8> = (0..m * k)
+                    .map(|i| if extreme { if i % 2 == 0 { 255 } else { 0 } } else { lcg(&mut seed) as u8 })
+                    .collect();
+                let w: Vec<i8> = (0..k * n)
+                    .map(|i| if extreme { if i % 3 == 0 { -128 } else { 127 } } else { lcg(&mut seed) as i8 })
+                    .collect();
+                let scale: Vec<f32> = (0..n).map(|i| 1e-4 * (1.0 + i as f32 * 0.37)).collect();
+                let bias: Vec<f32> = (0..n).map(|i| (i as f32 - 3.5) * 0.013).collect();
+                for a0 in [128, 0, 37] {
+                    for b in [None, Some(bias.as_slice())] {
+                        let reference = Weights::pack(Kernel::Scalar, &w, k, n, a0, &scale, b);
+                        let mut want = vec![0f32; m * n];
+                        reference.gemm(&a, &mut want);
+                        for kernel in [Kernel::Vnni512, Kernel::Avx2] {
+                            if !kernel.available() {
+                                eprintln!("SKIPPED: {} not on this CPU", kernel.name());
+                                continue;
+                            }
+                            let packed = Weights::pack(kernel, &w, k, n, a0, &scale, b);
+                            let mut got = vec![f32::NAN; m * n];
+                            packed.gemm(&a, &mut got);
+                            let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
+                            assert!(
+                                same,
+                                "{} m={m} k={k} n={n} a0={a0} bias={} extreme={extreme}",
+                                kernel.name(),
+                                b.is_some()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_definition_is_the_integer_sum_then_mul_then_add() {
+        // [[1, 2]] · [[3], [4]] with a0 = 1: (0·3 + 1·4) = 4 → 4 · 0.5 + 0.25.
+        let w = Weights::pack(Kernel::Scalar, &[3, 4], 2, 1, 1, &[0.5], Some(&[0.25]));
+        let mut y = [0f32];
+        w.gemm(&[1, 2], &mut y);
+        assert_eq!(y, [2.25]);
+    }
+}
