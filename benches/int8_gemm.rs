@@ -13,7 +13,7 @@ use panderm_edge::ops::qmatmul_kernel::{Kernel, Weights};
 fn main() {
     // (rows: 197 tokens, k, n): q/k/v/proj, fc1, fc2.
     let shapes = [(197usize, 768usize, 768usize), (197, 768, 3072), (197, 3072, 768)];
-    for kernel in [Kernel::Vnni512, Kernel::Avx2, Kernel::Scalar] {
+    for kernel in [Kernel::Amx, Kernel::Vnni512, Kernel::Avx2, Kernel::Scalar] {
         if !kernel.available() {
             println!("{}: not on this CPU", kernel.name());
             continue;

@@ -93,7 +93,8 @@ fn expected_int8_kernels() -> Vec<&'static str> {
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512vnni")
         {
-            vec!["panderm_avx512vnni_i8_"]
+            // AMX tiles where the CPU has AMX-INT8 and Linux grants the tile state.
+            vec!["panderm_avx512amx_i8_", "panderm_avx512vnni_i8_"]
         } else if is_x86_feature_detected!("avxvnni") {
             vec!["avxvnni_mmm_i32_"]
         } else if is_x86_feature_detected!("avx2") {
@@ -160,7 +161,9 @@ fn our_int8_gemm_gives_tracts_numbers_bit_for_bit() {
     };
     let tract = features("tract", 0);
     // The demo backbone: depth 2 × (q, k, v, proj, fc1, fc2).
-    for (name, kernel) in [("scalar", Kernel::Scalar), ("avx2", Kernel::Avx2), ("vnni", Kernel::Vnni512)] {
+    for (name, kernel) in
+        [("scalar", Kernel::Scalar), ("avx2", Kernel::Avx2), ("vnni", Kernel::Vnni512), ("amx", Kernel::Amx)]
+    {
         if kernel.available() {
             assert_eq!(features(name, 12), tract, "PANDERM_INT8_GEMM={name}");
         } else {

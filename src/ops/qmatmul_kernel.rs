@@ -10,6 +10,10 @@
 //! bit-identical to tract's unfused chain.
 //!
 //! Kernels, chosen at run time ([`Kernel::detect`]):
+//! * [`Kernel::Amx`] (AMX-INT8, Sapphire Rapids and later Xeons): `tdpbusd` on 16 × 64-byte tiles,
+//!   32 rows × 32 columns per block (four accumulator tiles), through inline assembly (Rust's AMX
+//!   intrinsics are unstable); the process asks Linux for the tile state once
+//!   (`arch_prctl(ARCH_REQ_XCOMP_PERM)`), and a CPU or kernel that refuses gets the VNNI kernel.
 //! * [`Kernel::Vnni512`] (AVX-512 VNNI): `vpdpbusd` (uint8 × int8, four products per i32 lane, exact),
 //!   8 rows × 48 columns per block; the zero point as a per-column correction `a0 · Σ_k w[k, n]`
 //!   computed when the weights are packed.
@@ -27,6 +31,8 @@ use std::sync::Arc;
 /// Which implementation runs the GEMM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
+    /// AMX-INT8 `tdpbusd`.
+    Amx,
     /// AVX-512 VNNI `vpdpbusd`.
     Vnni512,
     /// AVX2 `vpmaddwd` on int16.
@@ -39,6 +45,7 @@ impl Kernel {
     /// The kernel's name in plans and profiles.
     pub fn name(self) -> &'static str {
         match self {
+            Kernel::Amx => "avx512amx_i8_32x32",
             Kernel::Vnni512 => "avx512vnni_i8_8x48",
             Kernel::Avx2 => "avx2_i16_6x16",
             Kernel::Scalar => "scalar",
@@ -49,6 +56,8 @@ impl Kernel {
     pub fn available(self) -> bool {
         match self {
             Kernel::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Amx => Kernel::Vnni512.available() && x86::amx_ready(),
             #[cfg(target_arch = "x86_64")]
             Kernel::Vnni512 => {
                 std::arch::is_x86_feature_detected!("avx512f")
@@ -62,11 +71,15 @@ impl Kernel {
         }
     }
 
-    /// This CPU's choice: [`Kernel::Vnni512`] with AVX-512 VNNI; tract's own GEMM (`None`) with
+    /// This CPU's choice: [`Kernel::Amx`] with AMX-INT8 (and the kernel's permission for its tile
+    /// state), else [`Kernel::Vnni512`] with AVX-512 VNNI; tract's own GEMM (`None`) with
     /// AVX-VNNI but no AVX-512 (tract's `avxvnni_mmm_i32_8x8` does 32 products per instruction,
     /// our int16 kernel 16); [`Kernel::Avx2`] with AVX2 only; tract's on ARM (its NEON kernels,
     /// SDOT where present) and on x86 without AVX2.
     pub fn best() -> Option<Kernel> {
+        if Kernel::Amx.available() {
+            return Some(Kernel::Amx);
+        }
         if Kernel::Vnni512.available() {
             return Some(Kernel::Vnni512);
         }
@@ -79,7 +92,7 @@ impl Kernel {
 
     /// The kernel the engine installs on this CPU ([`Kernel::best`]), or `None` to keep tract's
     /// own int8 GEMM.
-    /// `PANDERM_INT8_GEMM=tract` keeps tract's; `vnni`, `avx2` or `scalar` force one of ours (for
+    /// `PANDERM_INT8_GEMM=tract` keeps tract's; `amx`, `vnni`, `avx2` or `scalar` force one of ours (for
     /// A/B measurements: an AVX2-only CPU's kernel on a VNNI machine); a kernel this CPU cannot run
     /// is refused.
     pub fn detect() -> Result<Option<Kernel>, String> {
@@ -87,11 +100,12 @@ impl Kernel {
         let wanted = match forced.as_str() {
             "" => return Ok(Kernel::best()),
             "tract" => return Ok(None),
+            "amx" => Kernel::Amx,
             "vnni" => Kernel::Vnni512,
             "avx2" => Kernel::Avx2,
             "scalar" => Kernel::Scalar,
             other => {
-                return Err(format!("PANDERM_INT8_GEMM={other}: expected tract, vnni, avx2 or scalar"));
+                return Err(format!("PANDERM_INT8_GEMM={other}: expected tract, amx, vnni, avx2 or scalar"));
             }
         };
         if wanted.available() {
@@ -106,6 +120,10 @@ impl Kernel {
 const VNNI_NV: usize = 3;
 const VNNI_NR: usize = 16 * VNNI_NV;
 const VNNI_MR: usize = 8;
+const AMX_NR: usize = 32;
+const AMX_MR: usize = 32;
+/// k per tile: 16 rows of 4-byte groups.
+const AMX_KB: usize = 64;
 const AVX2_NR: usize = 16;
 const AVX2_MR: usize = 6;
 
@@ -113,7 +131,8 @@ const AVX2_MR: usize = 6;
 enum Packed {
     /// `[K, N]` row-major, as given.
     Plain(Vec<i8>),
-    /// Panels of 48 columns; per group of 4 k: 48 × 4 bytes (`w[4g..4g+4, n]` per column).
+    /// Panels of 48 columns (AMX: 32, with k padded to whole tiles of 64); per group of 4 k:
+    /// 48 × 4 bytes (`w[4g..4g+4, n]` per column).
     Vnni(Vec<i8>),
     /// Panels of 16 columns; per pair of k: 16 × 2 int16 (`w[2g..2g+2, n]` per column).
     Avx2(Vec<i16>),
@@ -151,6 +170,7 @@ impl Weights {
         assert_eq!(scale.len(), n, "one scale per column");
         assert!(bias.is_none_or(|b| b.len() == n), "one bias per column");
         let nr = match kernel {
+            Kernel::Amx => AMX_NR,
             Kernel::Vnni512 => VNNI_NR,
             Kernel::Avx2 => AVX2_NR,
             Kernel::Scalar => 1,
@@ -164,8 +184,9 @@ impl Weights {
         let mut correction = Vec::new();
         let packed = match kernel {
             Kernel::Scalar => Packed::Plain(w.to_vec()),
-            Kernel::Vnni512 => {
-                let groups = k.div_ceil(4);
+            Kernel::Vnni512 | Kernel::Amx => {
+                let kp = if kernel == Kernel::Amx { round_up(k, AMX_KB) } else { round_up(k, 4) };
+                let groups = kp / 4;
                 let mut out = vec![0i8; np * groups * 4];
                 for panel in 0..np / nr {
                     for g in 0..groups {
@@ -242,6 +263,7 @@ impl Weights {
         };
         let threads = pool.as_ref().map_or(1, |p| p.current_num_threads()).max(1);
         let mr = match self.kernel {
+            Kernel::Amx => AMX_MR,
             Kernel::Vnni512 => VNNI_MR,
             Kernel::Avx2 => AVX2_MR,
             Kernel::Scalar => 1,
@@ -278,6 +300,20 @@ impl Weights {
                 // SAFETY: `available()` was checked when the kernel was chosen; the buffers hold
                 // m × kp codes, the packed panels, and m × n outputs.
                 unsafe { x86::gemm_vnni(self, w, a, kp, m, y) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            (Packed::Vnni(w), Kernel::Amx) => {
+                let kp = round_up(self.k, AMX_KB);
+                let padded;
+                let a = if kp == self.k {
+                    a
+                } else {
+                    padded = pad_rows(a, self.k, kp, 0u8);
+                    &padded
+                };
+                // SAFETY: `available()` (AMX-INT8, AVX-512, the tile permission) was checked when
+                // the kernel was chosen; the buffers hold m × kp codes, the panels, m × n outputs.
+                unsafe { x86::gemm_amx(self, w, a, kp, m, y) }
             }
             #[cfg(target_arch = "x86_64")]
             (Packed::Avx2(w), Kernel::Avx2) => {
@@ -332,7 +368,153 @@ fn pad_rows<T: Copy>(a: &[T], k: usize, kp: usize, zero: T) -> Vec<T> {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR, VNNI_NV, Weights};
+    use std::arch::asm;
+    use std::sync::OnceLock;
+
+    use super::{AMX_KB, AMX_MR, AMX_NR, AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR, VNNI_NV, Weights};
+
+    /// Whether this CPU has AMX-INT8 and Linux gave the process the tile state (asked once).
+    pub fn amx_ready() -> bool {
+        static READY: OnceLock<bool> = OnceLock::new();
+        *READY.get_or_init(|| {
+            // CPUID.(EAX=7, ECX=0):EDX bit 24 AMX-TILE, bit 25 AMX-INT8.
+            let edx = std::arch::x86_64::__cpuid_count(7, 0).edx;
+            if edx & (1 << 24) == 0 || edx & (1 << 25) == 0 {
+                return false;
+            }
+            const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+            const XFEATURE_XTILEDATA: libc::c_long = 18;
+            // SAFETY: arch_prctl with these arguments only changes the process's permission.
+            let r = unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) };
+            if r != 0 {
+                log::info!(
+                    "AMX: Linux refused the tile state ({}); int8 GEMM on AVX-512 VNNI",
+                    std::io::Error::last_os_error()
+                );
+            }
+            r == 0
+        })
+    }
+
+    /// The tile configuration (palette 1): tmm0–3 accumulators 16 × 16 i32, tmm4–5 A 16 rows ×
+    /// 64 codes, tmm6–7 B 16 groups × 16 columns × 4 bytes: every tile 16 rows of 64 bytes.
+    #[repr(C, align(64))]
+    struct TileConfig {
+        palette: u8,
+        start_row: u8,
+        reserved: [u8; 14],
+        colsb: [u16; 16],
+        rows: [u8; 16],
+    }
+
+    #[repr(C, align(64))]
+    struct Block([i32; AMX_MR * AMX_NR]);
+
+    /// # Safety
+    /// AMX-INT8 with the tile permission ([`amx_ready`]) and AVX-512 F/BW present; `a` holds
+    /// `m × kp` codes (`kp` a multiple of 64), `w` the 32-column panels of `wts` with k padded to
+    /// `kp`, `y` `m × n` floats.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn gemm_amx(wts: &Weights, w: &[i8], a: &[u8], kp: usize, m: usize, y: &mut [f32]) {
+        let mut cfg = TileConfig { palette: 1, start_row: 0, reserved: [0; 14], colsb: [0; 16], rows: [0; 16] };
+        for t in 0..8 {
+            cfg.colsb[t] = 64;
+            cfg.rows[t] = 16;
+        }
+        // SAFETY: a valid palette-1 configuration; tiles are this thread's state.
+        unsafe { asm!("ldtilecfg [{}]", in(reg) &cfg, options(nostack, readonly)) };
+        let groups = kp / 4;
+        let n = wts.n;
+        let mut acc = Block([0; AMX_MR * AMX_NR]);
+        // The last, partial block of rows, zero-padded to 32 (its extra rows are not stored).
+        let tail_rows = m % AMX_MR;
+        let tail: Vec<u8> = if tail_rows == 0 {
+            Vec::new()
+        } else {
+            let mut t = vec![0u8; AMX_MR * kp];
+            t[..tail_rows * kp].copy_from_slice(&a[(m - tail_rows) * kp..m * kp]);
+            t
+        };
+        for panel in 0..n.div_ceil(AMX_NR) {
+            let c0 = panel * AMX_NR;
+            let cols = (n - c0).min(AMX_NR);
+            let wp = unsafe { w.as_ptr().add(panel * groups * AMX_NR * 4) };
+            let mut r = 0;
+            while r < m {
+                let rows = (m - r).min(AMX_MR);
+                let ap = if rows == AMX_MR { unsafe { a.as_ptr().add(r * kp) } } else { tail.as_ptr() };
+                // SAFETY: A tiles read 16 rows of 64 codes at stride kp within the 32 rows at ap;
+                // B tiles 16 groups of 128 bytes (stride) within the panel; the block buffer holds
+                // 32 × 32 i32 (stride 128 bytes).
+                unsafe {
+                    asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+                    for kb in 0..kp / AMX_KB {
+                        let a0 = ap.add(kb * AMX_KB);
+                        let a1 = a0.add(16 * kp);
+                        let b0 = wp.add(kb * 16 * AMX_NR * 4);
+                        let b1 = b0.add(64);
+                        asm!(
+                            "tileloadd tmm4, [{a0} + {sa}*1]",
+                            "tileloadd tmm5, [{a1} + {sa}*1]",
+                            "tileloadd tmm6, [{b0} + {sb}*1]",
+                            "tileloadd tmm7, [{b1} + {sb}*1]",
+                            "tdpbusd tmm0, tmm4, tmm6",
+                            "tdpbusd tmm1, tmm4, tmm7",
+                            "tdpbusd tmm2, tmm5, tmm6",
+                            "tdpbusd tmm3, tmm5, tmm7",
+                            a0 = in(reg) a0,
+                            a1 = in(reg) a1,
+                            b0 = in(reg) b0,
+                            b1 = in(reg) b1,
+                            sa = in(reg) kp,
+                            sb = in(reg) AMX_NR * 4,
+                            options(nostack, readonly),
+                        );
+                    }
+                    let c = acc.0.as_mut_ptr();
+                    asm!(
+                        "tilestored [{c0} + {s}*1], tmm0",
+                        "tilestored [{c1} + {s}*1], tmm1",
+                        "tilestored [{c2} + {s}*1], tmm2",
+                        "tilestored [{c3} + {s}*1], tmm3",
+                        c0 = in(reg) c,
+                        c1 = in(reg) c.add(16),
+                        c2 = in(reg) c.add(16 * AMX_NR),
+                        c3 = in(reg) c.add(16 * AMX_NR + 16),
+                        s = in(reg) AMX_NR * 4,
+                        options(nostack),
+                    );
+                }
+                for row in 0..rows {
+                    for h in 0..2 {
+                        let first = 16 * h;
+                        if first >= cols {
+                            break;
+                        }
+                        let valid = (cols - first).min(16);
+                        let col = c0 + first;
+                        // SAFETY: correction, scale and bias are padded to whole panels; the output
+                        // row has `cols` columns from c0.
+                        unsafe {
+                            let v = _mm512_loadu_si512(acc.0.as_ptr().add(row * AMX_NR + first) as *const _);
+                            let v =
+                                _mm512_sub_epi32(v, _mm512_loadu_si512(wts.correction.as_ptr().add(col) as *const _));
+                            let f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(wts.scale.as_ptr().add(col)));
+                            let f = match &wts.bias {
+                                Some(b) => _mm512_add_ps(f, _mm512_loadu_ps(b.as_ptr().add(col))),
+                                None => f,
+                            };
+                            let mask: __mmask16 = if valid == 16 { 0xffff } else { (1u16 << valid) - 1 };
+                            _mm512_mask_storeu_ps(y.as_mut_ptr().add((r + row) * n + col), mask, f);
+                        }
+                    }
+                }
+                r += rows;
+            }
+        }
+        // SAFETY: releases this thread's tile state.
+        unsafe { asm!("tilerelease", options(nostack, nomem)) };
+    }
 
     /// # Safety
     /// AVX-512 F, BW and VNNI present; `a` holds `m × kp` codes (`kp` a multiple of 4), `w` the
@@ -522,9 +704,17 @@ mod tests {
     #[test]
     fn every_kernel_equals_the_definition() {
         let mut seed = 7u64;
-        for &(m, k, n) in
-            &[(1, 4, 1), (197, 128, 128), (9, 3, 17), (13, 130, 33), (8, 768, 64), (7, 5, 48), (30, 64, 1)]
-        {
+        for &(m, k, n) in &[
+            (1, 4, 1),
+            (197, 128, 128),
+            (9, 3, 17),
+            (13, 130, 33),
+            (8, 768, 64),
+            (7, 5, 48),
+            (30, 64, 1),
+            (64, 192, 96),
+            (33, 100, 40),
+        ] {
             for extreme in [false, true] {
                 let a: Vec<u8> = (0..m * k)
                     .map(|i| if extreme { if i % 2 == 0 { 255 } else { 0 } } else { lcg(&mut seed) as u8 })
@@ -539,7 +729,7 @@ mod tests {
                         let reference = Weights::pack(Kernel::Scalar, &w, k, n, a0, &scale, b);
                         let mut want = vec![0f32; m * n];
                         reference.gemm(&a, &mut want);
-                        for kernel in [Kernel::Vnni512, Kernel::Avx2] {
+                        for kernel in [Kernel::Amx, Kernel::Vnni512, Kernel::Avx2] {
                             if !kernel.available() {
                                 eprintln!("SKIPPED: {} not on this CPU", kernel.name());
                                 continue;
