@@ -251,95 +251,114 @@ impl Weights {
         }
     }
 
-    /// `y = rescale(a · w)` for `a`: `[m, k]` uint8 codes, `y`: `[m, n]`, on up to `threads`
-    /// threads of tract's pool. Panics if the lengths do not match (a bug in the caller).
+    /// Columns per packed panel.
+    fn nr(&self) -> usize {
+        match self.kernel {
+            Kernel::Amx => AMX_NR,
+            Kernel::Vnni512 => VNNI_NR,
+            Kernel::Avx2 => AVX2_NR,
+            Kernel::Scalar => 1,
+        }
+    }
+
+    /// `y = rescale(a · w)` for `a`: `[m, k]` uint8 codes, `y`: `[m, n]`, on tract's inference
+    /// threads: each takes a share of the column panels, so each reads only its share of the
+    /// weights (with AMX the GEMM is bound by streaming them: a split by rows, which makes every
+    /// thread read all of them, ran no faster on 2 threads than on 1). Panics if the lengths do not
+    /// match (a bug in the caller).
     pub fn gemm(&self, a: &[u8], y: &mut [f32]) {
         assert_eq!(a.len() % self.k, 0, "activation length is not a multiple of k");
         let m = a.len() / self.k;
         assert_eq!(y.len(), m * self.n, "output is not m × n");
+        if m == 0 {
+            return;
+        }
         let pool = match tract_linalg::multithread::current_tract_executor() {
             tract_linalg::multithread::Executor::MultiThread(pool) => Some(pool),
             _ => None,
         };
         let threads = pool.as_ref().map_or(1, |p| p.current_num_threads()).max(1);
-        let mr = match self.kernel {
-            Kernel::Amx => AMX_MR,
-            Kernel::Vnni512 => VNNI_MR,
-            Kernel::Avx2 => AVX2_MR,
-            Kernel::Scalar => 1,
-        };
-        // Whole blocks of rows per thread.
-        let rows = round_up(m.div_ceil(threads), mr).max(mr);
+        let panels = self.n.div_ceil(self.nr());
+        let input = self.prepare(a, m);
+        let out = OutPtr(y.as_mut_ptr());
         match pool {
-            Some(pool) if m > rows => pool.scope(|s| {
-                for (a, y) in a.chunks(rows * self.k).zip(y.chunks_mut(rows * self.n)) {
-                    s.spawn(move |_| self.gemm_rows(a, y));
-                }
-            }),
-            _ => self.gemm_rows(a, y),
+            Some(pool) if threads > 1 && panels > 1 => {
+                let per = panels.div_ceil(threads);
+                let input = &input;
+                pool.scope(|s| {
+                    for first in (0..panels).step_by(per) {
+                        let range = first..(first + per).min(panels);
+                        // SAFETY: the threads write disjoint column panels of `y`, which outlives
+                        // the scope.
+                        s.spawn(move |_| unsafe { self.run(input, m, out, range) });
+                    }
+                });
+            }
+            // SAFETY: `y` holds m × n floats.
+            _ => unsafe { self.run(&input, m, out, 0..panels) },
         }
     }
 
-    fn gemm_rows(&self, a: &[u8], y: &mut [f32]) {
-        let m = y.len() / self.n;
-        if m == 0 {
-            return;
+    /// The activations as the kernel reads them: padded to whole groups of k, or widened to int16
+    /// with the zero point subtracted (AVX2).
+    fn prepare<'a>(&self, a: &'a [u8], m: usize) -> Prepared<'a> {
+        let kp = match self.kernel {
+            Kernel::Amx => round_up(self.k, AMX_KB),
+            Kernel::Vnni512 => round_up(self.k, 4),
+            Kernel::Avx2 => round_up(self.k, 2),
+            Kernel::Scalar => self.k,
+        };
+        if self.kernel == Kernel::Avx2 {
+            let mut a16 = vec![0i16; m * kp];
+            for (row16, row) in a16.chunks_exact_mut(kp).zip(a.chunks_exact(self.k)) {
+                for (d, &s) in row16.iter_mut().zip(row) {
+                    // |a − a0| ≤ 255: exact in int16.
+                    *d = (i32::from(s) - self.a0) as i16;
+                }
+            }
+            return Prepared { kp, codes: std::borrow::Cow::Borrowed(&[]), wide: a16 };
         }
+        // Rows padded with zeros (which meet zero weights) to whole groups when k is not.
+        let codes = if kp == self.k {
+            std::borrow::Cow::Borrowed(a)
+        } else {
+            std::borrow::Cow::Owned(pad_rows(a, self.k, kp, 0u8))
+        };
+        Prepared { kp, codes, wide: Vec::new() }
+    }
+
+    /// The column panels `panels` of `y`.
+    ///
+    /// # Safety
+    /// `y` points to `m × n` floats that no other thread writes in these panels' columns.
+    unsafe fn run(&self, input: &Prepared, m: usize, y: OutPtr, panels: std::ops::Range<usize>) {
+        let kp = input.kp;
         match (&self.packed, self.kernel) {
             #[cfg(target_arch = "x86_64")]
-            (Packed::Vnni(w), Kernel::Vnni512) => {
-                let kp = round_up(self.k, 4);
-                // Rows padded to whole groups of 4 (zeros meet zero weights) when k is not.
-                let padded;
-                let a = if kp == self.k {
-                    a
-                } else {
-                    padded = pad_rows(a, self.k, kp, 0u8);
-                    &padded
-                };
-                // SAFETY: `available()` was checked when the kernel was chosen; the buffers hold
-                // m × kp codes, the packed panels, and m × n outputs.
-                unsafe { x86::gemm_vnni(self, w, a, kp, m, y) }
-            }
+            // SAFETY: `available()` was checked when the kernel was chosen; the buffers hold
+            // m × kp codes, the packed panels, and m × n outputs.
+            (Packed::Vnni(w), Kernel::Vnni512) => unsafe { x86::gemm_vnni(self, w, &input.codes, kp, m, y.0, panels) },
             #[cfg(target_arch = "x86_64")]
-            (Packed::Vnni(w), Kernel::Amx) => {
-                let kp = round_up(self.k, AMX_KB);
-                let padded;
-                let a = if kp == self.k {
-                    a
-                } else {
-                    padded = pad_rows(a, self.k, kp, 0u8);
-                    &padded
-                };
-                // SAFETY: `available()` (AMX-INT8, AVX-512, the tile permission) was checked when
-                // the kernel was chosen; the buffers hold m × kp codes, the panels, m × n outputs.
-                unsafe { x86::gemm_amx(self, w, a, kp, m, y) }
-            }
+            // SAFETY: as above; `available()` includes AMX-INT8 and the tile permission.
+            (Packed::Vnni(w), Kernel::Amx) => unsafe { x86::gemm_amx(self, w, &input.codes, kp, m, y.0, panels) },
             #[cfg(target_arch = "x86_64")]
-            (Packed::Avx2(w), Kernel::Avx2) => {
-                let kp = round_up(self.k, 2);
-                let a0 = self.a0;
-                let mut a16 = vec![0i16; m * kp];
-                for (row16, row) in a16.chunks_exact_mut(kp).zip(a.chunks_exact(self.k)) {
-                    for (d, &s) in row16.iter_mut().zip(row) {
-                        // |a − a0| ≤ 255: exact in int16.
-                        *d = (i32::from(s) - a0) as i16;
-                    }
-                }
-                // SAFETY: as above, with m × kp int16 activations.
-                unsafe { x86::gemm_avx2(self, w, &a16, kp, m, y) }
-            }
-            (Packed::Plain(w), _) => self.gemm_scalar(w, a, y),
+            // SAFETY: as above, with m × kp int16 activations.
+            (Packed::Avx2(w), Kernel::Avx2) => unsafe { x86::gemm_avx2(self, w, &input.wide, kp, m, y.0, panels) },
+            // SAFETY: as for the caller.
+            (Packed::Plain(w), _) => unsafe { self.gemm_scalar(w, &input.codes, m, y.0, panels) },
             _ => unreachable!("weights are packed for the kernel that runs them"),
         }
     }
 
-    fn gemm_scalar(&self, w: &[i8], a: &[u8], y: &mut [f32]) {
+    /// # Safety
+    /// As [`Weights::run`] (a panel is one column here).
+    unsafe fn gemm_scalar(&self, w: &[i8], a: &[u8], m: usize, y: *mut f32, cols: std::ops::Range<usize>) {
         let (k, n) = (self.k, self.n);
-        for (row, out) in a.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
-            for (c, o) in out.iter_mut().enumerate() {
+        for (r, row) in a.chunks_exact(k).take(m).enumerate() {
+            for c in cols.clone() {
                 let acc: i32 = (0..k).map(|kk| (i32::from(row[kk]) - self.a0) * i32::from(w[kk * n + c])).sum();
-                *o = self.rescale(acc, c);
+                // SAFETY: r < m, c < n.
+                unsafe { *y.add(r * n + c) = self.rescale(acc, c) };
             }
         }
     }
@@ -355,7 +374,23 @@ impl Weights {
     }
 }
 
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+/// The output pointer shared by the threads of one GEMM (each writes its own columns).
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: the threads of one GEMM write disjoint columns; the buffer outlives them.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// Activations as a kernel reads them.
+struct Prepared<'a> {
+    /// Row length in the buffer (k padded).
+    kp: usize,
+    /// uint8 codes (VNNI, AMX, scalar).
+    codes: std::borrow::Cow<'a, [u8]>,
+    /// int16, zero point subtracted (AVX2).
+    wide: Vec<i16>,
+}
+
 fn pad_rows<T: Copy>(a: &[T], k: usize, kp: usize, zero: T) -> Vec<T> {
     let mut out = vec![zero; a.len() / k * kp];
     for (dst, src) in out.chunks_exact_mut(kp).zip(a.chunks_exact(k)) {
@@ -415,7 +450,15 @@ mod x86 {
     /// `m × kp` codes (`kp` a multiple of 64), `w` the 32-column panels of `wts` with k padded to
     /// `kp`, `y` `m × n` floats.
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub unsafe fn gemm_amx(wts: &Weights, w: &[i8], a: &[u8], kp: usize, m: usize, y: &mut [f32]) {
+    pub unsafe fn gemm_amx(
+        wts: &Weights,
+        w: &[i8],
+        a: &[u8],
+        kp: usize,
+        m: usize,
+        y: *mut f32,
+        panels: std::ops::Range<usize>,
+    ) {
         let mut cfg = TileConfig { palette: 1, start_row: 0, reserved: [0; 14], colsb: [0; 16], rows: [0; 16] };
         for t in 0..8 {
             cfg.colsb[t] = 64;
@@ -435,7 +478,7 @@ mod x86 {
             t[..tail_rows * kp].copy_from_slice(&a[(m - tail_rows) * kp..m * kp]);
             t
         };
-        for panel in 0..n.div_ceil(AMX_NR) {
+        for panel in panels {
             let c0 = panel * AMX_NR;
             let cols = (n - c0).min(AMX_NR);
             let wp = unsafe { w.as_ptr().add(panel * groups * AMX_NR * 4) };
@@ -505,7 +548,7 @@ mod x86 {
                                 None => f,
                             };
                             let mask: __mmask16 = if valid == 16 { 0xffff } else { (1u16 << valid) - 1 };
-                            _mm512_mask_storeu_ps(y.as_mut_ptr().add((r + row) * n + col), mask, f);
+                            _mm512_mask_storeu_ps(y.add((r + row) * n + col), mask, f);
                         }
                     }
                 }
@@ -520,10 +563,18 @@ mod x86 {
     /// AVX-512 F, BW and VNNI present; `a` holds `m × kp` codes (`kp` a multiple of 4), `w` the
     /// VNNI panels of `wts`, `y` `m × n` floats.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn gemm_vnni(wts: &Weights, w: &[i8], a: &[u8], kp: usize, m: usize, y: &mut [f32]) {
+    pub unsafe fn gemm_vnni(
+        wts: &Weights,
+        w: &[i8],
+        a: &[u8],
+        kp: usize,
+        m: usize,
+        y: *mut f32,
+        panels: std::ops::Range<usize>,
+    ) {
         let groups = kp / 4;
         let n = wts.n;
-        for panel in 0..n.div_ceil(VNNI_NR) {
+        for panel in panels {
             let c0 = panel * VNNI_NR;
             let cols = (n - c0).min(VNNI_NR);
             let wp = unsafe { w.as_ptr().add(panel * groups * VNNI_NR * 4) };
@@ -531,7 +582,7 @@ mod x86 {
             while r < m {
                 let rows = (m - r).min(VNNI_MR);
                 let ap = unsafe { a.as_ptr().add(r * kp) };
-                let yp = unsafe { y.as_mut_ptr().add(r * n + c0) };
+                let yp = unsafe { y.add(r * n + c0) };
                 macro_rules! block {
                     ($($mr:literal)*) => {
                         match rows {
@@ -604,10 +655,18 @@ mod x86 {
     /// AVX2 present; `a` holds `m × kp` int16 activations (`kp` even, zero point subtracted), `w`
     /// the AVX2 panels of `wts`, `y` `m × n` floats.
     #[target_feature(enable = "avx2")]
-    pub unsafe fn gemm_avx2(wts: &Weights, w: &[i16], a: &[i16], kp: usize, m: usize, y: &mut [f32]) {
+    pub unsafe fn gemm_avx2(
+        wts: &Weights,
+        w: &[i16],
+        a: &[i16],
+        kp: usize,
+        m: usize,
+        y: *mut f32,
+        panels: std::ops::Range<usize>,
+    ) {
         let pairs = kp / 2;
         let n = wts.n;
-        for panel in 0..n.div_ceil(AVX2_NR) {
+        for panel in panels {
             let c0 = panel * AVX2_NR;
             let cols = (n - c0).min(AVX2_NR);
             let wp = unsafe { w.as_ptr().add(panel * pairs * AVX2_NR * 2) };
@@ -615,7 +674,7 @@ mod x86 {
             while r < m {
                 let rows = (m - r).min(AVX2_MR);
                 let ap = unsafe { a.as_ptr().add(r * kp) };
-                let yp = unsafe { y.as_mut_ptr().add(r * n + c0) };
+                let yp = unsafe { y.add(r * n + c0) };
                 unsafe {
                     match rows {
                         6 => avx2_block::<6>(wts, wp, ap, kp, pairs, c0, cols, yp, n),
@@ -691,6 +750,8 @@ mod x86 {
 
 #[cfg(test)]
 mod tests {
+    use tract_linalg::multithread::{Executor, multithread_tract_scope};
+
     use super::*;
 
     fn lcg(seed: &mut u64) -> u32 {
@@ -735,15 +796,20 @@ mod tests {
                                 continue;
                             }
                             let packed = Weights::pack(kernel, &w, k, n, a0, &scale, b);
-                            let mut got = vec![f32::NAN; m * n];
-                            packed.gemm(&a, &mut got);
-                            let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
-                            assert!(
-                                same,
-                                "{} m={m} k={k} n={n} a0={a0} bias={} extreme={extreme}",
-                                kernel.name(),
-                                b.is_some()
-                            );
+                            // One thread, and three (columns split between them).
+                            for threads in [1, 3] {
+                                let mut got = vec![f32::NAN; m * n];
+                                let executor =
+                                    if threads == 1 { Executor::SingleThread } else { Executor::multithread(threads) };
+                                multithread_tract_scope(executor, || packed.gemm(&a, &mut got));
+                                let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
+                                assert!(
+                                    same,
+                                    "{} m={m} k={k} n={n} a0={a0} bias={} extreme={extreme} threads={threads}",
+                                    kernel.name(),
+                                    b.is_some()
+                                );
+                            }
                         }
                     }
                 }
