@@ -130,9 +130,14 @@ impl Model {
         let (typed, info) = load_decluttered_bytes(bytes, path, options)?;
         let plan = guard(path, "cannot optimize the model for this CPU", || {
             let mut typed = typed;
-            let gemms = crate::ops::install_decluttered(&mut typed)?;
+            let ours = crate::ops::install_decluttered(&mut typed)?;
             let mut optimized = typed.into_optimized()?;
-            log::debug!("{}: int8 weight MatMuls on our GEMM: {gemms}", path.display());
+            log::debug!(
+                "{}: int8 weight MatMuls on our GEMM: {}; float batched MatMuls on ours: {}",
+                path.display(),
+                ours.int8_gemms,
+                ours.batched_matmuls
+            );
             let installed = crate::ops::install(&mut optimized)?;
             log::debug!("{}: our SIMD ops in the plan: {installed:?}", path.display());
             optimized.into_runnable()

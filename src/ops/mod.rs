@@ -7,8 +7,11 @@
 //!   ([`softmax_kernel`]) for rows of any length, in place of tract's `Softmax`, whose fast
 //!   kernel needs rows of a multiple of 4 (PanDerm's attention rows are 197).
 //! * [`qmatmul::PandermQMatMul`]: a weight MatMul of an int8 model with its float rescale, on our
-//!   int8 GEMM ([`qmatmul_kernel`]: AVX-512 VNNI or AVX2 on x86_64), in place of tract's int8
+//!   int8 GEMM ([`qmatmul_kernel`]: AMX, AVX-512 VNNI or AVX2 on x86_64), in place of tract's int8
 //!   GEMM and its `Cast → Mul → Add` chain.
+//! * [`batched_matmul::PandermBatchedMatMul`]: float32 batched products (attention's `q · kᵀ` and
+//!   `attn · v` per head) with the heads spread over the threads ([`batched_matmul_kernel`],
+//!   x86_64), in place of tract's one-head-at-a-time loop.
 //!
 //! [`install`] runs on the optimized model, just before it becomes a plan, and
 //! [`install_decluttered`] on the decluttered model, before tract's optimizer; so nothing is
@@ -17,6 +20,8 @@
 //! for diagnosing a suspected kernel problem in the field); `PANDERM_INT8_GEMM` chooses the int8
 //! GEMM alone ([`qmatmul_kernel::Kernel::detect`]).
 
+pub mod batched_matmul;
+pub mod batched_matmul_kernel;
 pub mod qmatmul;
 pub mod qmatmul_kernel;
 pub mod quantize;
@@ -40,17 +45,31 @@ pub fn disabled() -> bool {
     std::env::var_os("PANDERM_TRACT_OPS_ONLY").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-/// Installs [`qmatmul::PandermQMatMul`] in a decluttered model (before tract's optimizer), on this
-/// CPU's kernel ([`qmatmul_kernel::Kernel::detect`]); returns how many weight MatMuls it took.
-/// None on CPUs where tract's own int8 GEMM is kept, or with `PANDERM_TRACT_OPS_ONLY`.
-pub fn install_decluttered(model: &mut TypedModel) -> TractResult<usize> {
+/// What [`install_decluttered`] replaced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InstalledDecluttered {
+    /// int8 weight MatMuls ([`qmatmul::PandermQMatMul`]).
+    pub int8_gemms: usize,
+    /// float32 batched products ([`batched_matmul::PandermBatchedMatMul`]).
+    pub batched_matmuls: usize,
+}
+
+/// Installs [`qmatmul::PandermQMatMul`] (on this CPU's kernel, [`qmatmul_kernel::Kernel::detect`])
+/// and [`batched_matmul::PandermBatchedMatMul`] in a decluttered model, before tract's optimizer.
+/// Nothing on CPUs where tract's own kernels are kept (ARM), or with `PANDERM_TRACT_OPS_ONLY`.
+pub fn install_decluttered(model: &mut TypedModel) -> TractResult<InstalledDecluttered> {
     if disabled() {
-        return Ok(0);
+        return Ok(InstalledDecluttered::default());
     }
-    match qmatmul_kernel::Kernel::detect().map_err(TractError::msg)? {
-        Some(kernel) => qmatmul::install(model, kernel),
-        None => Ok(0),
-    }
+    let int8_gemms = match qmatmul_kernel::Kernel::detect().map_err(TractError::msg)? {
+        Some(kernel) => qmatmul::install(model, kernel)?,
+        None => 0,
+    };
+    let batched_matmuls = match batched_matmul_kernel::Kernel::best() {
+        Some(kernel) => batched_matmul::install(model, kernel)?,
+        None => 0,
+    };
+    Ok(InstalledDecluttered { int8_gemms, batched_matmuls })
 }
 
 /// Which of our operators to install.
