@@ -1,16 +1,26 @@
 //! The int8 GEMM of weight MatMuls (`src/ops/qmatmul_kernel.rs`) at PanDerm_Base's shapes, each
-//! kernel this CPU runs, single thread: milliseconds and 10⁹ multiply-adds per second.
+//! kernel this CPU runs: milliseconds and 10⁹ multiply-adds per second, on 1 thread or on
+//! `THREADS` threads of a tract pool.
 //!
 //! ```sh
 //! cargo bench --bench int8_gemm
+//! THREADS=2 cargo bench --bench int8_gemm
 //! ```
 //!
 //! The whole-model comparison with tract's GEMM and ONNX Runtime is `panderm bench` with
 //! `PANDERM_INT8_GEMM=tract|vnni|avx2` (docs/performance.md).
 
 use panderm_edge::ops::qmatmul_kernel::{Kernel, Weights};
+use tract_linalg::multithread::{Executor, multithread_tract_scope};
 
 fn main() {
+    let threads: usize = std::env::var("THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1).max(1);
+    let executor = if threads == 1 { Executor::SingleThread } else { Executor::multithread(threads) };
+    println!("{threads} thread(s)");
+    multithread_tract_scope(executor, run);
+}
+
+fn run() {
     // (rows: 197 tokens, k, n): q/k/v/proj, fc1, fc2.
     let shapes = [(197usize, 768usize, 768usize), (197, 768, 3072), (197, 3072, 768)];
     for kernel in [Kernel::Amx, Kernel::Vnni512, Kernel::Avx2, Kernel::Scalar] {

@@ -156,6 +156,7 @@ impl Strides {
     /// # Safety
     /// `kernel` is available; `c` points to at least `extents().2` floats of which no other task
     /// writes batch `h`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     unsafe fn batch_product(&self, kernel: Kernel, a: &[f32], b: &[f32], c: OutPtr, h: usize) {
         let nr = kernel.nr();
         let panels = self.n.div_ceil(nr);

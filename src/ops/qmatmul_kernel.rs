@@ -119,12 +119,15 @@ impl Kernel {
 /// Columns per packed panel and rows per block of each kernel.
 const VNNI_NV: usize = 3;
 const VNNI_NR: usize = 16 * VNNI_NV;
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const VNNI_MR: usize = 8;
 const AMX_NR: usize = 32;
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const AMX_MR: usize = 32;
 /// k per tile: 16 rows of 4-byte groups.
 const AMX_KB: usize = 64;
 const AVX2_NR: usize = 16;
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const AVX2_MR: usize = 6;
 
 #[derive(Debug)]
@@ -146,7 +149,8 @@ pub struct Weights {
     n: usize,
     a0: i32,
     packed: Packed,
-    /// `a0 · Σ_k w[k, n]`, padded to whole panels (VNNI only; empty otherwise).
+    /// `a0 · Σ_k w[k, n]`, padded to whole panels (VNNI and AMX; empty otherwise).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     correction: Vec<i32>,
     /// Per column, padded to whole panels.
     scale: Vec<f32>,
@@ -331,6 +335,7 @@ impl Weights {
     ///
     /// # Safety
     /// `y` points to `m × n` floats that no other thread writes in these panels' columns.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     unsafe fn run(&self, input: &Prepared, m: usize, y: OutPtr, panels: std::ops::Range<usize>) {
         let kp = input.kp;
         match (&self.packed, self.kernel) {
@@ -388,6 +393,7 @@ struct Prepared<'a> {
     /// uint8 codes (VNNI, AMX, scalar).
     codes: std::borrow::Cow<'a, [u8]>,
     /// int16, zero point subtracted (AVX2).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     wide: Vec<i16>,
 }
 
