@@ -5,7 +5,7 @@
 #   scripts/arm-setup.sh [--no-update] [TRIPLE...]     (default: both ARM triples)
 #
 # What it installs (see docs/arm.md for why each piece):
-#   * Debian's rustc-web/cargo-web (>= 1.91, tract's MSRV; bookworm-security has 1.96). rustup cannot
+#   * Debian's rustc-web/cargo-web (>= 1.92: the `ort` crate; tract needs 1.91; bookworm-security has 1.96). rustup cannot
 #     download target standard libraries here, Debian ships them as packages.
 #   * gcc cross linkers and C libraries (gcc-aarch64-linux-gnu, gcc-arm-linux-gnueabihf, libc6-dev-*-cross).
 #   * qemu-user, the test runner configured in .cargo/config.toml (binfmt_misc is not assumed).
@@ -22,7 +22,7 @@ MIRROR=${SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 SUITE=${SUITE:-bookworm-security}
 CACHE=${ARM_SETUP_CACHE:-/var/cache/panderm-arm-setup}
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-MIN_RUSTC=1.91
+MIN_RUSTC=1.92
 export DEBIAN_FRONTEND=noninteractive
 
 say() { echo "arm-setup: $*" >&2; }
@@ -66,7 +66,7 @@ rustc_ok() {
   [ "$(printf '%s\n%s\n' "$MIN_RUSTC" "$v" | sort -V | head -1)" = "$MIN_RUSTC" ]
 }
 if [ ${#missing[@]} -gt 0 ] || ! rustc_ok; then
-  # rustc-web >= 1.91 lives in bookworm-security only; a machine that never ran `apt-get update`
+  # rustc-web >= 1.92 lives in bookworm-security only; a machine that never ran `apt-get update`
   # sees bookworm main's 1.85.
   if [ $update = 1 ]; then $SUDO apt-get update -q || say "warning: apt-get update reported errors"; fi
   say "installing: ${missing[*]:-rustc-web (upgrade)}"
