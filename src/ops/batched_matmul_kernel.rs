@@ -244,9 +244,8 @@ mod x86 {
                     break;
                 }
                 let valid = (cols - first).min(16);
-                let mask: __mmask16 = if valid == 16 { 0xffff } else { (1u16 << valid) - 1 };
                 // SAFETY: row r of this block has `cols` columns of C from cp.
-                unsafe { _mm512_mask_storeu_ps(cp.add(r * s.c[1] + first), mask, v) };
+                unsafe { crate::ops::x86_store::store_ps512_first(cp.add(r * s.c[1] + first), v, valid) };
             }
         }
     }
@@ -291,16 +290,7 @@ mod x86 {
                 }
                 let valid = (cols - first).min(8);
                 // SAFETY: row r of this block has `cols` columns of C from cp.
-                unsafe {
-                    let dst = cp.add(r * s.c[1] + first);
-                    if valid == 8 {
-                        _mm256_storeu_ps(dst, v);
-                    } else {
-                        let mut tmp = [0f32; 8];
-                        _mm256_storeu_ps(tmp.as_mut_ptr(), v);
-                        std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, valid);
-                    }
-                }
+                unsafe { crate::ops::x86_store::store_ps256_first(cp.add(r * s.c[1] + first), v, valid) };
             }
         }
     }

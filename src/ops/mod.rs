@@ -28,6 +28,8 @@ pub mod quantize;
 pub mod quantize_kernel;
 pub mod softmax;
 pub mod softmax_kernel;
+#[cfg(target_arch = "x86_64")]
+mod x86_store;
 
 use tract_onnx::prelude::*;
 

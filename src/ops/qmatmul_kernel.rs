@@ -553,8 +553,7 @@ mod x86 {
                                 Some(b) => _mm512_add_ps(f, _mm512_loadu_ps(b.as_ptr().add(col))),
                                 None => f,
                             };
-                            let mask: __mmask16 = if valid == 16 { 0xffff } else { (1u16 << valid) - 1 };
-                            _mm512_mask_storeu_ps(y.add((r + row) * n + col), mask, f);
+                            crate::ops::x86_store::store_ps512_first(y.add((r + row) * n + col), f, valid);
                         }
                     }
                 }
@@ -650,9 +649,8 @@ mod x86 {
                         None => f,
                     }
                 };
-                let mask: __mmask16 = if valid == 16 { 0xffff } else { (1u16 << valid) - 1 };
                 // SAFETY: row r of the output has `cols` ≥ first + valid columns from c0.
-                unsafe { _mm512_mask_storeu_ps(yp.add(r * ldy + first), mask, f) };
+                unsafe { crate::ops::x86_store::store_ps512_first(yp.add(r * ldy + first), f, valid) };
             }
         }
     }
@@ -739,16 +737,7 @@ mod x86 {
                     }
                 };
                 // SAFETY: row r of the output has at least `first + valid` columns from c0.
-                unsafe {
-                    let dst = yp.add(r * ldy + first);
-                    if valid == 8 {
-                        _mm256_storeu_ps(dst, f);
-                    } else {
-                        let mut tmp = [0f32; 8];
-                        _mm256_storeu_ps(tmp.as_mut_ptr(), f);
-                        std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, valid);
-                    }
-                }
+                unsafe { crate::ops::x86_store::store_ps256_first(yp.add(r * ldy + first), f, valid) };
             }
         }
     }
