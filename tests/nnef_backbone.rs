@@ -10,11 +10,18 @@ use panderm_edge::npy;
 #[test]
 fn nnef_archives_match_their_onnx_source() {
     let dir = temp_dir("nnef");
-    for name in ["panderm_tiny_lp.onnx", "panderm_tiny_ft.onnx"] {
-        let onnx = tiny_model(name);
+    // The fp32 tiny models and the int8 demo backbone (whose weight MatMuls run on our int8 GEMM
+    // on x86_64, from NNEF as from ONNX: the ops are installed at load, on either format).
+    let int8 = root().join("models/demo-int8/backbone.onnx");
+    for (name, onnx) in [
+        ("panderm_tiny_lp.onnx", tiny_model("panderm_tiny_lp.onnx")),
+        ("panderm_tiny_ft.onnx", tiny_model("panderm_tiny_ft.onnx")),
+        ("demo_int8_backbone.onnx", int8),
+    ] {
         let nnef = dir.join(name.replace(".onnx", ".nnef.tar"));
         convert_to_nnef(&onnx, &nnef).unwrap();
         let (a, b) = (Model::load(&onnx).unwrap(), Model::load(&nnef).unwrap());
+        assert_eq!(a.matmul_kernels(), b.matmul_kernels(), "{name}: the same kernels from NNEF");
         assert_eq!(a.input_name(), b.input_name());
         assert_eq!(a.output_names(), b.output_names());
         assert_eq!(a.metadata(), b.metadata(), "PanDerm metadata survives");
