@@ -12,6 +12,8 @@
 //! multiply-add chain in increasing `k`, so every kernel equals the scalar definition
 //! ([`Strides::reference`]) bit for bit.
 
+use super::OutPtr;
+
 /// The shape and element strides of one batched product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Strides {
@@ -79,13 +81,6 @@ impl Kernel {
         }
     }
 }
-
-/// The output pointer shared by the tasks of one product (each writes its own batches).
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: the tasks write disjoint batches of C; the buffer outlives them.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
 
 impl Strides {
     /// The largest element offset each operand is read or written at, plus one: the buffer

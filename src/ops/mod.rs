@@ -47,30 +47,14 @@ pub fn disabled() -> bool {
     std::env::var_os("PANDERM_TRACT_OPS_ONLY").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-/// Runs `f(start, chunk)` over `out` in one contiguous chunk per inference thread (chunk lengths
-/// multiples of `align`; `start` is the chunk's first index) when `out` has at least `min_len`
-/// elements and tract runs on more than one thread; else `f(0, out)` here.
-pub(crate) fn split_over_threads<T: Send>(
-    out: &mut [T],
-    align: usize,
-    min_len: usize,
-    f: impl Fn(usize, &mut [T]) + Sync,
-) {
-    let pool = match tract_linalg::multithread::current_tract_executor() {
-        tract_linalg::multithread::Executor::MultiThread(pool) if pool.current_num_threads() > 1 => pool,
-        _ => return f(0, out),
-    };
-    if out.len() < min_len {
-        return f(0, out);
-    }
-    let per = out.len().div_ceil(pool.current_num_threads()).div_ceil(align) * align;
-    let f = &f;
-    pool.scope(|s| {
-        for (i, chunk) in out.chunks_mut(per).enumerate() {
-            s.spawn(move |_| f(i * per, chunk));
-        }
-    });
-}
+/// An output buffer shared by the tasks of one kernel call, each writing its own disjoint part
+/// (column panels of a GEMM, batches of a batched product) while the call waits for them.
+#[derive(Clone, Copy)]
+pub(crate) struct OutPtr(pub(crate) *mut f32);
+// SAFETY: the tasks of one call write disjoint elements; the buffer outlives them (the call
+// returns after its scope).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
 
 /// What [`install_decluttered`] replaced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

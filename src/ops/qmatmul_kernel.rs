@@ -23,10 +23,12 @@
 //!   Runtime's `reduce_range` exists for that); int16 operands are exact.
 //! * [`Kernel::Scalar`]: the definition, for tests and as the reference.
 //!
-//! Weights are packed once, when the model is loaded. Rows are split across tract's inference
-//! threads (its rayon pool).
+//! Weights are packed once, when the model is loaded. The column panels are split across tract's
+//! inference threads (its rayon pool).
 
 use std::sync::Arc;
+
+use super::OutPtr;
 
 /// Which implementation runs the GEMM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +90,26 @@ impl Kernel {
             return None;
         }
         Kernel::Avx2.available().then_some(Kernel::Avx2)
+    }
+
+    /// Columns per packed panel.
+    fn nr(self) -> usize {
+        match self {
+            Kernel::Amx => AMX_NR,
+            Kernel::Vnni512 => VNNI_NR,
+            Kernel::Avx2 => AVX2_NR,
+            Kernel::Scalar => 1,
+        }
+    }
+
+    /// What k is padded to a multiple of: a whole AMX tile, a VNNI group of 4, an AVX2 pair.
+    fn k_multiple(self) -> usize {
+        match self {
+            Kernel::Amx => AMX_KB,
+            Kernel::Vnni512 => 4,
+            Kernel::Avx2 => 2,
+            Kernel::Scalar => 1,
+        }
     }
 
     /// The kernel the engine installs on this CPU ([`Kernel::best`]), or `None` to keep tract's
@@ -173,61 +195,24 @@ impl Weights {
         assert_eq!(w.len(), k * n, "weights are not k × n");
         assert_eq!(scale.len(), n, "one scale per column");
         assert!(bias.is_none_or(|b| b.len() == n), "one bias per column");
-        let nr = match kernel {
-            Kernel::Amx => AMX_NR,
-            Kernel::Vnni512 => VNNI_NR,
-            Kernel::Avx2 => AVX2_NR,
-            Kernel::Scalar => 1,
-        };
+        let nr = kernel.nr();
         let np = round_up(n, nr);
         let pad = |v: &[f32]| {
             let mut p = v.to_vec();
             p.resize(np, 0.0);
             p
         };
+        let kp = round_up(k, kernel.k_multiple());
         let mut correction = Vec::new();
         let packed = match kernel {
             Kernel::Scalar => Packed::Plain(w.to_vec()),
             Kernel::Vnni512 | Kernel::Amx => {
-                let kp = if kernel == Kernel::Amx { round_up(k, AMX_KB) } else { round_up(k, 4) };
-                let groups = kp / 4;
-                let mut out = vec![0i8; np * groups * 4];
-                for panel in 0..np / nr {
-                    for g in 0..groups {
-                        for c in 0..nr {
-                            let col = panel * nr + c;
-                            for d in 0..4 {
-                                let kk = 4 * g + d;
-                                if col < n && kk < k {
-                                    out[(panel * groups + g) * nr * 4 + c * 4 + d] = w[kk * n + col];
-                                }
-                            }
-                        }
-                    }
-                }
                 correction = (0..np)
                     .map(|col| if col < n { a0 * (0..k).map(|kk| i32::from(w[kk * n + col])).sum::<i32>() } else { 0 })
                     .collect();
-                Packed::Vnni(out)
+                Packed::Vnni(pack_panels::<i8, 4>(w, k, n, nr, kp))
             }
-            Kernel::Avx2 => {
-                let pairs = k.div_ceil(2);
-                let mut out = vec![0i16; np * pairs * 2];
-                for panel in 0..np / nr {
-                    for g in 0..pairs {
-                        for c in 0..nr {
-                            let col = panel * nr + c;
-                            for d in 0..2 {
-                                let kk = 2 * g + d;
-                                if col < n && kk < k {
-                                    out[(panel * pairs + g) * nr * 2 + c * 2 + d] = i16::from(w[kk * n + col]);
-                                }
-                            }
-                        }
-                    }
-                }
-                Packed::Avx2(out)
-            }
+            Kernel::Avx2 => Packed::Avx2(pack_panels::<i16, 2>(w, k, n, nr, kp)),
         };
         Weights { kernel, k, n, a0, packed, correction, scale: pad(scale), bias: bias.map(pad) }
     }
@@ -255,16 +240,6 @@ impl Weights {
         }
     }
 
-    /// Columns per packed panel.
-    fn nr(&self) -> usize {
-        match self.kernel {
-            Kernel::Amx => AMX_NR,
-            Kernel::Vnni512 => VNNI_NR,
-            Kernel::Avx2 => AVX2_NR,
-            Kernel::Scalar => 1,
-        }
-    }
-
     /// `y = rescale(a · w)` for `a`: `[m, k]` uint8 codes, `y`: `[m, n]`, on tract's inference
     /// threads: each takes a share of the column panels, so each reads only its share of the
     /// weights (with AMX the GEMM is bound by streaming them: a split by rows, which makes every
@@ -282,7 +257,7 @@ impl Weights {
             _ => None,
         };
         let threads = pool.as_ref().map_or(1, |p| p.current_num_threads()).max(1);
-        let panels = self.n.div_ceil(self.nr());
+        let panels = self.n.div_ceil(self.kernel.nr());
         let input = self.prepare(a, m);
         let out = OutPtr(y.as_mut_ptr());
         match pool {
@@ -306,12 +281,7 @@ impl Weights {
     /// The activations as the kernel reads them: padded to whole groups of k, or widened to int16
     /// with the zero point subtracted (AVX2).
     fn prepare<'a>(&self, a: &'a [u8], m: usize) -> Prepared<'a> {
-        let kp = match self.kernel {
-            Kernel::Amx => round_up(self.k, AMX_KB),
-            Kernel::Vnni512 => round_up(self.k, 4),
-            Kernel::Avx2 => round_up(self.k, 2),
-            Kernel::Scalar => self.k,
-        };
+        let kp = round_up(self.k, self.kernel.k_multiple());
         if self.kernel == Kernel::Avx2 {
             let mut a16 = vec![0i16; m * kp];
             for (row16, row) in a16.chunks_exact_mut(kp).zip(a.chunks_exact(self.k)) {
@@ -379,13 +349,6 @@ impl Weights {
     }
 }
 
-/// The output pointer shared by the threads of one GEMM (each writes its own columns).
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: the threads of one GEMM write disjoint columns; the buffer outlives them.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
 /// Activations as a kernel reads them.
 struct Prepared<'a> {
     /// Row length in the buffer (k padded).
@@ -395,6 +358,34 @@ struct Prepared<'a> {
     /// int16, zero point subtracted (AVX2).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     wide: Vec<i16>,
+}
+
+/// `w` (`[k, n]` row-major) in panels of `nr` columns with k padded to `kp`: per group of `G`
+/// consecutive k, the panel's columns one after the other, each with its `G` values (what one
+/// `vpdpbusd`/`tdpbusd` lane reads with G = 4, one `vpmaddwd` lane with G = 2); zeros past k and n.
+fn pack_panels<T: From<i8> + Copy + Default, const G: usize>(
+    w: &[i8],
+    k: usize,
+    n: usize,
+    nr: usize,
+    kp: usize,
+) -> Vec<T> {
+    let (np, groups) = (round_up(n, nr), kp / G);
+    let mut out = vec![T::default(); np * kp];
+    for panel in 0..np / nr {
+        for g in 0..groups {
+            for c in 0..nr {
+                let col = panel * nr + c;
+                for d in 0..G {
+                    let kk = G * g + d;
+                    if col < n && kk < k {
+                        out[(panel * groups + g) * nr * G + c * G + d] = T::from(w[kk * n + col]);
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 fn pad_rows<T: Copy>(a: &[T], k: usize, kp: usize, zero: T) -> Vec<T> {
@@ -542,18 +533,11 @@ mod x86 {
                         }
                         let valid = (cols - first).min(16);
                         let col = c0 + first;
-                        // SAFETY: correction, scale and bias are padded to whole panels; the output
-                        // row has `cols` columns from c0.
+                        // SAFETY: the block buffer holds 32 × 32 i32; the output row has `cols`
+                        // columns from c0.
                         unsafe {
                             let v = _mm512_loadu_si512(acc.0.as_ptr().add(row * AMX_NR + first) as *const _);
-                            let v =
-                                _mm512_sub_epi32(v, _mm512_loadu_si512(wts.correction.as_ptr().add(col) as *const _));
-                            let f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(wts.scale.as_ptr().add(col)));
-                            let f = match &wts.bias {
-                                Some(b) => _mm512_add_ps(f, _mm512_loadu_ps(b.as_ptr().add(col))),
-                                None => f,
-                            };
-                            crate::ops::x86_store::store_ps512_first(y.add((r + row) * n + col), f, valid);
+                            rescale_store_16(wts, v, col, y.add((r + row) * n + col), valid);
                         }
                     }
                 }
@@ -602,6 +586,28 @@ mod x86 {
         }
     }
 
+    /// The epilogue of the VNNI and AMX kernels: `(acc − a0·Σw) · scale (+ bias)` for the 16
+    /// columns from `col`, rounded as the graph's Cast, Mul, Add; the first `valid` stored at `dst`.
+    ///
+    /// # Safety
+    /// AVX-512F present; `col + 16` within the padded per-column vectors; `dst` valid for `valid`
+    /// floats.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn rescale_store_16(wts: &Weights, acc: __m512i, col: usize, dst: *mut f32, valid: usize) {
+        // SAFETY: correction, scale and bias are padded to whole panels (multiples of 16); the
+        // caller's contract for dst.
+        unsafe {
+            let v = _mm512_sub_epi32(acc, _mm512_loadu_si512(wts.correction.as_ptr().add(col) as *const _));
+            let f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(wts.scale.as_ptr().add(col)));
+            let f = match &wts.bias {
+                Some(b) => _mm512_add_ps(f, _mm512_loadu_ps(b.as_ptr().add(col))),
+                None => f,
+            };
+            crate::ops::x86_store::store_ps512_first(dst, f, valid);
+        }
+    }
+
     /// One block of `MR` rows × one panel of up to `VNNI_NR` columns.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[allow(clippy::too_many_arguments)]
@@ -639,18 +645,8 @@ mod x86 {
                     break;
                 }
                 let valid = (cols - first).min(16);
-                let c = c0 + first;
-                // SAFETY: correction, scale and bias are padded to whole panels.
-                let f = unsafe {
-                    let v = _mm512_sub_epi32(v, _mm512_loadu_si512(wts.correction.as_ptr().add(c) as *const _));
-                    let f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(wts.scale.as_ptr().add(c)));
-                    match &wts.bias {
-                        Some(b) => _mm512_add_ps(f, _mm512_loadu_ps(b.as_ptr().add(c))),
-                        None => f,
-                    }
-                };
                 // SAFETY: row r of the output has `cols` ≥ first + valid columns from c0.
-                unsafe { crate::ops::x86_store::store_ps512_first(yp.add(r * ldy + first), f, valid) };
+                unsafe { rescale_store_16(wts, v, c0 + first, yp.add(r * ldy + first), valid) };
             }
         }
     }

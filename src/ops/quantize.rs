@@ -68,13 +68,15 @@ impl EvalOp for PandermQuantizeLinear {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = inputs[0].try_as_plain_ram()?;
         let xs = input.as_slice::<f32>()?;
-        // SAFETY: every byte is written by `quantize` below before the tensor is read.
-        let mut output = unsafe { Tensor::uninitialized_dt(self.output_type(), inputs[0].shape())? };
         // tract's op (and ONNX's definition, via the i32 cast) turns NaN into the zero point: a
         // NaN-poisoned activation would then leave the int8 model as finite, plausible numbers.
         // Refuse instead, so the runtime reports a model error ("cannot assess"). A branch-free
-        // fold (vectorised) over each chunk just before the quantizer reads it.
-        let nan = std::sync::atomic::AtomicBool::new(false);
+        // fold (vectorised) over data the quantizer reads next anyway.
+        if xs.iter().fold(false, |nan, v| nan | v.is_nan()) {
+            bail!("NaN in the activations of an int8 quantizer: the model or its input is broken");
+        }
+        // SAFETY: every byte is written by `quantize` below before the tensor is read.
+        let mut output = unsafe { Tensor::uninitialized_dt(self.output_type(), inputs[0].shape())? };
         {
             let mut plain = output.try_as_plain_ram_mut()?;
             let out: &mut [u8] = if self.output_type() == DatumType::U8 {
@@ -85,17 +87,7 @@ impl EvalOp for PandermQuantizeLinear {
                 // complement bytes for int8.
                 unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut u8, s.len()) }
             };
-            // One chunk per inference thread for the larger activations (PanDerm_Base: 151 296).
-            super::split_over_threads(out, 64, 1 << 14, |start, chunk| {
-                let xs = &xs[start..start + chunk.len()];
-                if xs.iter().fold(false, |nan, v| nan | v.is_nan()) {
-                    nan.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-                quantize_kernel::quantize(xs, self.params, chunk);
-            });
-        }
-        if nan.into_inner() {
-            bail!("NaN in the activations of an int8 quantizer: the model or its input is broken");
+            quantize_kernel::quantize(xs, self.params, out);
         }
         Ok(tvec!(output.into_tvalue()))
     }
