@@ -10,7 +10,9 @@
 //! cannot build) and the profile allows it, the model runs on tract instead and [`EngineInfo`]'s
 //! `fallback` says why; reports and the audit record carry that `EngineInfo`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -85,8 +87,12 @@ pub trait InferenceModel: Send + Sync {
     fn output_names(&self) -> &[String];
     /// One `[batch_size, sample_shape…]` buffer in, every output for the whole batch out.
     fn run_raw(&self, data: &[f32]) -> Result<Vec<BatchOutput>>;
+    /// The input's name.
+    fn input_name(&self) -> &str;
+    /// ONNX `metadata_props` (PanDerm's `panderm.*` keys).
+    fn metadata(&self) -> &BTreeMap<String, String>;
     /// What runs it.
-    fn engine(&self) -> EngineInfo;
+    fn engine(&self) -> &EngineInfo;
 
     /// The input image size `(height, width)`, for image models.
     fn input_size(&self) -> Option<(usize, usize)> {
@@ -258,8 +264,15 @@ impl InferenceModel for engine::Model {
     fn run_raw(&self, data: &[f32]) -> Result<Vec<BatchOutput>> {
         engine::Model::run_raw(self, data)
     }
-    fn engine(&self) -> EngineInfo {
-        EngineInfo::tract()
+    fn input_name(&self) -> &str {
+        engine::Model::input_name(self)
+    }
+    fn metadata(&self) -> &BTreeMap<String, String> {
+        engine::Model::metadata(self)
+    }
+    fn engine(&self) -> &EngineInfo {
+        static TRACT: LazyLock<EngineInfo> = LazyLock::new(EngineInfo::tract);
+        &TRACT
     }
 }
 
@@ -286,8 +299,14 @@ impl InferenceModel for FellBack {
     fn run_raw(&self, data: &[f32]) -> Result<Vec<BatchOutput>> {
         self.model.run_raw(data)
     }
-    fn engine(&self) -> EngineInfo {
-        self.info.clone()
+    fn input_name(&self) -> &str {
+        self.model.input_name()
+    }
+    fn metadata(&self) -> &BTreeMap<String, String> {
+        self.model.metadata()
+    }
+    fn engine(&self) -> &EngineInfo {
+        &self.info
     }
 }
 

@@ -132,7 +132,7 @@ pub fn bench(
         _ => None,
     };
     Ok(BenchReport {
-        engine: m.engine(),
+        engine: m.engine().clone(),
         model: model.to_string_lossy().into_owned(),
         file_bytes,
         threads,

@@ -256,7 +256,6 @@ pub struct Classifier {
     backbone: Box<dyn InferenceModel>,
     backbone_output: usize,
     ran: BackboneRan,
-    engine: EngineInfo,
     heads: Vec<LoadedHead>,
     bundle_id: String,
     quality: QualityThresholds,
@@ -325,7 +324,6 @@ impl Classifier {
             bundle.check_model_format(file, &bytes)?;
             crate::backend::load_bytes(&bytes, &bundle.path_of(file), &ModelOptions::default(), engine)?
         };
-        let engine_info = backbone.engine();
         let backbone_output =
             backbone.output_names().iter().position(|n| *n == m.backbone.output).ok_or_else(|| {
                 Error::new(
@@ -391,7 +389,7 @@ impl Classifier {
             dir.display(),
             m.backbone.variant,
             backbone_precision.name(),
-            engine_info,
+            backbone.engine(),
             heads.len(),
             bundle.signature.describe()
         );
@@ -402,7 +400,6 @@ impl Classifier {
             backbone,
             backbone_output,
             ran,
-            engine: engine_info,
             heads,
             bundle_id,
             quality,
@@ -414,7 +411,7 @@ impl Classifier {
 
     /// The engine that runs the backbone (tract, or ONNX Runtime with its providers).
     pub fn engine(&self) -> &EngineInfo {
-        &self.engine
+        self.backbone.engine()
     }
 
     /// The precision of the backbone that runs: the bundle's `[backbone]`, or its fp32
@@ -566,7 +563,7 @@ impl Classifier {
                 ood_distance: None,
                 tta: self.tta,
                 backbone: &self.ran,
-                engine: &self.engine,
+                engine: self.backbone.engine(),
                 heads: Vec::new(),
                 feature: Vec::new(),
                 timings: Timings { decode_ms, quality_ms, total_ms: ms(t0), ..Timings::default() },
@@ -599,7 +596,7 @@ impl Classifier {
                 ood_distance: None,
                 tta: self.tta,
                 backbone: &self.ran,
-                engine: &self.engine,
+                engine: self.backbone.engine(),
                 heads: Vec::new(),
                 feature: Vec::new(),
                 timings,
@@ -668,7 +665,7 @@ impl Classifier {
             ood_distance,
             tta: self.tta,
             backbone: &self.ran,
-            engine: &self.engine,
+            engine: self.backbone.engine(),
             heads,
             feature,
             timings,

@@ -214,11 +214,6 @@ impl OrtModel {
             info,
         })
     }
-
-    /// ONNX `metadata_props`.
-    pub fn metadata(&self) -> &BTreeMap<String, String> {
-        &self.metadata
-    }
 }
 
 impl InferenceModel for OrtModel {
@@ -234,8 +229,14 @@ impl InferenceModel for OrtModel {
     fn output_names(&self) -> &[String] {
         &self.output_names
     }
-    fn engine(&self) -> EngineInfo {
-        self.info.clone()
+    fn input_name(&self) -> &str {
+        &self.input_name
+    }
+    fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+    fn engine(&self) -> &EngineInfo {
+        &self.info
     }
 
     fn run_raw(&self, data: &[f32]) -> Result<Vec<BatchOutput>> {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use panderm_edge::backend;
 use panderm_edge::classify::EXIT_MODEL_ERROR;
-use panderm_edge::engine::{Model, ModelOptions};
+use panderm_edge::engine::ModelOptions;
 use panderm_edge::preprocess::{PreprocessConfig, preprocess_file};
 use panderm_edge::run_report::{RunRecord, human_summary};
 
@@ -106,26 +106,10 @@ pub fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-/// `panderm info --model FILE`.
+/// `panderm info --model FILE`: the interface, the engine that loaded it (for ONNX Runtime with its
+/// providers and node placement) and the ONNX metadata.
 pub fn model_info(path: &std::path::Path, backend: &backend::Backend) -> ExitCode {
-    if *backend != backend::Backend::Tract {
-        // The engine's own view: shapes, outputs, and for ONNX Runtime the providers and its
-        // node placement.
-        return match backend::load(path, &ModelOptions::default(), backend) {
-            Ok(m) => {
-                println!("model:   {}", m.path().display());
-                println!(
-                    "input:   [N,{}]",
-                    m.sample_shape().iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")
-                );
-                println!("outputs: {}", m.output_names().join(", "));
-                println!("engine:  {}", m.engine());
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
-        };
-    }
-    match Model::load(path) {
+    match backend::load(path, &ModelOptions::default(), backend) {
         Ok(m) => {
             println!("model:   {}", m.path().display());
             println!(
@@ -134,7 +118,7 @@ pub fn model_info(path: &std::path::Path, backend: &backend::Backend) -> ExitCod
                 m.sample_shape().iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")
             );
             println!("outputs: {}", m.output_names().join(", "));
-            println!("engine:  {}", backend::EngineInfo::tract());
+            println!("engine:  {}", m.engine());
             for (k, v) in m.metadata() {
                 println!("  {k}: {v}");
             }
