@@ -2,10 +2,11 @@
 //! an fp32 fallback (`[backbone_fallback]` in the manifest, docs/bundles.md).
 //!
 //! Measured (docs/performance.md, issue 15): on x86_64 with AVX-512 VNNI or AMX, int8
-//! PanDerm_Base is 1.7–3.6× faster than fp32 (1.74× on a Zen 4 in an earlier session with tract's
-//! GEMM; 3.6× on the AMX Xeon with our VNNI GEMM, [`crate::ops::qmatmul`]). On an AVX2-only x86_64
+//! PanDerm_Base is 1.7–5.3× faster than fp32 (1.74× on a Zen 4 in an earlier session with tract's
+//! GEMM; on one AMX Xeon with our GEMM, [`crate::ops::qmatmul`], 5.3× on AMX and 3.7× with the
+//! VNNI kernel forced). On an AVX2-only x86_64
 //! (most field laptops before 2021) tract's own int8 GEMM made it **2.8× slower** than fp32 (issue
-//! 15's report); our int16 AVX2 GEMM, forced on the Xeon, runs int8 Base 1.3× faster than fp32
+//! 15's report); our int16 AVX2 GEMM, forced on the Xeon, runs int8 Base 1.19× faster than fp32
 //! (not measured on an AVX2-only CPU). So the fp32 fallback runs on x86_64 only where neither VNNI
 //! nor our AVX2 GEMM is in use (`PANDERM_TRACT_OPS_ONLY`, `PANDERM_INT8_GEMM=tract`, no AVX2). On
 //! ARM nothing was timed (qemu gives no timings) and the boards without dot product choose int8
@@ -63,7 +64,7 @@ fn detected() -> Int8Speed {
     } else if std::arch::is_x86_feature_detected!("avxvnni") {
         Int8Speed::Fast("x86_64 with AVX-VNNI")
     } else if ours == Some(Kernel::Avx2) {
-        Int8Speed::Fast("x86_64 with AVX2: PanDerm Edge's int16 GEMM (int8 Base measured 1.3x faster than fp32)")
+        Int8Speed::Fast("x86_64 with AVX2: PanDerm Edge's int16 GEMM (int8 Base measured 1.19x faster than fp32)")
     } else {
         Int8Speed::Slow("x86_64 without VNNI and without our AVX2 GEMM (tract's int8 measured 2.8x slower than fp32)")
     }
