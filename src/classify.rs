@@ -576,7 +576,7 @@ impl Classifier {
         drop(rgb);
         let preprocess_ms = ms(t1);
         let t2 = Instant::now();
-        let features = tensors.iter().map(|t| self.backbone_feature(t)).collect::<Result<Vec<_>>>()?;
+        let features = tensors.iter().map(|t| self.backbone_feature(t)).collect::<Result<Vec<_>>>();
         drop(tensors);
         let backbone_ms = ms(t2);
         let mut timings = Timings { decode_ms, quality_ms, preprocess_ms, backbone_ms, ..Timings::default() };
@@ -601,6 +601,16 @@ impl Classifier {
                 feature: Vec::new(),
                 timings,
             }
+        };
+        // The verified backbone failing on a valid input tensor (an int8 quantizer meeting a NaN,
+        // src/ops/quantize.rs, or any other inference failure) is a model error like NaN
+        // features: "cannot assess", the report, the audit record and the screen say so.
+        let features = match features {
+            Ok(features) => features,
+            Err(e) if e.kind() == ErrorKind::Inference => {
+                return Ok(model_error("backbone".into(), e.message().to_owned(), quality, timings));
+            }
+            Err(e) => return Err(e),
         };
         if let Some(detail) = features.iter().find_map(|f| non_finite(f, "feature")) {
             return Ok(model_error("backbone".into(), detail, quality, timings));

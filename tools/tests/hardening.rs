@@ -214,6 +214,14 @@ fn a_nan_never_becomes_a_decision() {
     edit_manifest(&backbone_nan, &old, &new);
     cases.push(("backbone NaN", backbone_nan, "backbone"));
 
+    // The int8 demo backbone with NaN in one int8 MatMul's rescale constant (x86_64: applied in the
+    // epilogue of the runtime's own int8 GEMM, src/ops/qmatmul.rs): NaN features, never a number.
+    let int8_nan = dir.join("int8-rescale-nan");
+    copy_dir(&root().join("models/demo-int8"), &int8_nan);
+    let (old, new) = poison(&int8_nan.join("backbone.onnx"), |n| n.ends_with("quant/s_x_s_w"));
+    edit_manifest(&int8_nan, &old, &new);
+    cases.push(("int8 rescale NaN", int8_nan, "backbone"));
+
     // A head's weights hold a NaN: its probabilities are NaN (the screen used to say "regular").
     let head_nan = demo_copy(&dir, "head-nan");
     let (old, new) = poison(&head_nan.join("heads/lesion_pattern.onnx"), |_| true);
