@@ -2,19 +2,24 @@
 # tract (panderm bench) and ONNX Runtime (PyPI wheel, scripts/ort_bench.py) on the same ONNX files,
 # same thread counts, same input, in one run; prints a Markdown table with the tract/ORT ratio.
 #
-#   scripts/bench-vs-ort.sh [--runs R] [--threads "1 2"] [--repeat K] MODEL.onnx...
+#   scripts/bench-vs-ort.sh [--runs R] [--threads "1 2"] [--repeat K] [--cpu-class C] MODEL.onnx...
+#
+# --cpu-class avx2|avx512-vnni runs both engines with CPUID bits hidden (scripts/cpuid_mask.c,
+# LD_PRELOAD; needs the `cpuid_fault` CPU flag), so tract, ONNX Runtime and our ops all dispatch as
+# on that older CPU class, on this same silicon. The default, native, hides nothing.
 #
 # Each (model, engine, threads) cell is measured K times (default 3) in fresh processes, in an
 # interleaved order, and the median of the K medians is reported: the machine may be shared.
 # Needs: a release build of panderm (built here) and .venv from scripts/setup-python.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=20 threads="1 2" repeat=3 models=()
+runs=20 threads="1 2" repeat=3 class=native models=()
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --repeat) repeat=$2; shift 2 ;;
+    --cpu-class) class=$2; shift 2 ;;
     -*) echo "bench-vs-ort: unknown option $1" >&2; exit 2 ;;
     *) models+=("$1"); shift ;;
   esac
@@ -26,14 +31,21 @@ cargo build --release -p panderm-edge --bin panderm >&2
 BIN=${CARGO_TARGET_DIR:-target}/release/panderm
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+mask=()
+if [ "$class" != native ]; then
+  grep -qw cpuid_fault /proc/cpuinfo || { echo "bench-vs-ort: --cpu-class needs CPUID faulting (no cpuid_fault flag in /proc/cpuinfo)" >&2; exit 2; }
+  ${CC:-cc} -O2 -shared -fPIC -o "$tmp/libcpuid_mask.so" scripts/cpuid_mask.c
+  mask=(env PANDERM_CPU_CLASS="$class" LD_PRELOAD="$tmp/libcpuid_mask.so")
+  echo "CPU class: $class (CPUID masked); tract kernels: $("${mask[@]}" $BIN info --model "${models[0]}" | sed -n 's/^kernels: //p')" >&2
+fi
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%Y-%m-%dT%H:%MZ)" >&2
 for k in $(seq "$repeat"); do
   for m in "${models[@]}"; do
     for t in $threads; do
       echo "  pass $k/$repeat: $(basename "$m") $t thread(s)" >&2
-      $BIN bench --model "$m" --threads "$t" --runs "$runs" --json >>"$tmp/tract-$(basename "$m")-$t.jsonl"
-      $PY scripts/ort_bench.py "$m" "$t" "$runs" >>"$tmp/ort-$(basename "$m")-$t.jsonl"
+      "${mask[@]}" $BIN bench --model "$m" --threads "$t" --runs "$runs" --json >>"$tmp/tract-$(basename "$m")-$t.jsonl"
+      "${mask[@]}" $PY scripts/ort_bench.py "$m" "$t" "$runs" >>"$tmp/ort-$(basename "$m")-$t.jsonl"
     done
   done
 done

@@ -93,6 +93,11 @@ pub trait InferenceModel: Send + Sync {
     fn metadata(&self) -> &BTreeMap<String, String>;
     /// What runs it.
     fn engine(&self) -> &EngineInfo;
+    /// The matrix-multiply kernels the engine chose for this CPU, where it says (tract's and our
+    /// ops' kernel names, e.g. `panderm_avx512vnni_i8_8x48`); empty where the engine does not tell.
+    fn kernels(&self) -> Vec<String> {
+        Vec::new()
+    }
 
     /// The input image size `(height, width)`, for image models.
     fn input_size(&self) -> Option<(usize, usize)> {
@@ -274,6 +279,9 @@ impl InferenceModel for engine::Model {
         static TRACT: LazyLock<EngineInfo> = LazyLock::new(EngineInfo::tract);
         &TRACT
     }
+    fn kernels(&self) -> Vec<String> {
+        self.matmul_kernels()
+    }
 }
 
 /// tract running a model that ONNX Runtime was chosen for but could not run: tract's model with
@@ -307,6 +315,9 @@ impl InferenceModel for FellBack {
     }
     fn engine(&self) -> &EngineInfo {
         &self.info
+    }
+    fn kernels(&self) -> Vec<String> {
+        self.model.matmul_kernels()
     }
 }
 

@@ -119,6 +119,10 @@ pub fn model_info(path: &std::path::Path, backend: &backend::Backend) -> ExitCod
             );
             println!("outputs: {}", m.output_names().join(", "));
             println!("engine:  {}", m.engine());
+            let kernels = m.kernels();
+            if !kernels.is_empty() {
+                println!("kernels: {}", kernels.join(", "));
+            }
             for (k, v) in m.metadata() {
                 println!("  {k}: {v}");
             }
