@@ -108,6 +108,22 @@ pub fn set_threads(threads: usize) -> Result<()> {
     Ok(())
 }
 
+/// Runs `f` — a whole forward pass — on one of tract's inference threads when there is a pool
+/// ([`set_threads`] > 1), else on the calling thread.
+///
+/// Why: the operators that split their work over the pool (our GEMM, attention products and
+/// softmax, tract's large element-wise kernels) then fork from a pool thread, which runs a share
+/// itself and steals back the rest while it waits, instead of parking the caller and waking it
+/// afterwards. With N threads that is N busy threads rather than N workers plus a caller that
+/// sleeps and wakes around every parallel operator — and competes with the idle workers' spinning
+/// for the N cores during the serial ones (measured: docs/performance.md, "Threads").
+fn on_inference_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    match tract_linalg::multithread::current_tract_executor() {
+        tract_linalg::multithread::Executor::MultiThread(pool) => pool.install(f),
+        _ => f(),
+    }
+}
+
 fn load_err(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::ModelLoad, format!("{}: {what}: {e}", path.display()))
 }
@@ -239,18 +255,20 @@ impl Model {
         shape.extend_from_slice(&self.sample_shape);
         let input = Tensor::from_shape(&shape, data)
             .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("bad input buffer: {e}")))?;
-        let outputs = self.plan.run(tvec!(input.into_tvalue())).map_err(|e| {
-            Error::new(ErrorKind::Inference, format!("{}: inference failed: {e:#}", self.path.display()))
-        })?;
-        let mut result = Vec::with_capacity(outputs.len());
-        for (name, value) in self.output_names.iter().zip(outputs.iter()) {
-            let view = value
-                .to_plain_array_view::<f32>()
-                .map_err(|e| Error::new(ErrorKind::Inference, format!("output `{name}` is not float32: {e}")))?;
-            let shape = view.shape().to_vec();
-            result.push(BatchOutput::checked(name, shape, view.iter().copied().collect(), self.batch_size)?);
-        }
-        Ok(result)
+        on_inference_threads(|| {
+            let outputs = self.plan.run(tvec!(input.into_tvalue())).map_err(|e| {
+                Error::new(ErrorKind::Inference, format!("{}: inference failed: {e:#}", self.path.display()))
+            })?;
+            let mut result = Vec::with_capacity(outputs.len());
+            for (name, value) in self.output_names.iter().zip(outputs.iter()) {
+                let view = value
+                    .to_plain_array_view::<f32>()
+                    .map_err(|e| Error::new(ErrorKind::Inference, format!("output `{name}` is not float32: {e}")))?;
+                let shape = view.shape().to_vec();
+                result.push(BatchOutput::checked(name, shape, view.iter().copied().collect(), self.batch_size)?);
+            }
+            Ok(result)
+        })
     }
 }
 
@@ -280,20 +298,23 @@ impl Model {
         let fail = |e: TractError| {
             Error::new(ErrorKind::Inference, format!("{}: inference failed: {e:#}", self.path.display()))
         };
-        let mut state = self.plan.spawn().map_err(fail)?;
-        let mut per_op: BTreeMap<String, (std::collections::BTreeSet<usize>, f64)> = BTreeMap::new();
-        for _ in 0..runs.max(1) {
-            state
-                .run_plan_with_eval(tvec!(input.clone().into_tvalue()), |ctx, op_state, node, inputs| {
-                    let t = std::time::Instant::now();
-                    let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
-                    let entry = per_op.entry(node.op().name().to_string()).or_default();
-                    entry.0.insert(node.id);
-                    entry.1 += t.elapsed().as_secs_f64() * 1e3;
-                    out
-                })
-                .map_err(fail)?;
-        }
+        let per_op = on_inference_threads(|| {
+            let mut state = self.plan.spawn().map_err(fail)?;
+            let mut per_op: BTreeMap<String, (std::collections::BTreeSet<usize>, f64)> = BTreeMap::new();
+            for _ in 0..runs.max(1) {
+                state
+                    .run_plan_with_eval(tvec!(input.clone().into_tvalue()), |ctx, op_state, node, inputs| {
+                        let t = std::time::Instant::now();
+                        let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+                        let entry = per_op.entry(node.op().name().to_string()).or_default();
+                        entry.0.insert(node.id);
+                        entry.1 += t.elapsed().as_secs_f64() * 1e3;
+                        out
+                    })
+                    .map_err(fail)?;
+            }
+            Ok::<_, Error>(per_op)
+        })?;
         let runs = runs.max(1) as f64;
         let mut times: Vec<OpTime> = per_op
             .into_iter()
