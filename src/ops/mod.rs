@@ -9,6 +9,9 @@
 //! * [`qmatmul::PandermQMatMul`]: a weight MatMul of an int8 model with its float rescale, on our
 //!   int8 GEMM ([`qmatmul_kernel`]: AMX, AVX-512 VNNI or AVX2 on x86_64), in place of tract's int8
 //!   GEMM and its `Cast → Mul → Add` chain.
+//! * [`layer_norm::PandermLayerNorm`]: a float32 layer normalization over the last axis as one
+//!   row-parallel operator, in place of the five tract decomposes ONNX `LayerNormalization` into
+//!   (x86_64 for now: measured there; ARM keeps tract's decomposition).
 //! * [`batched_matmul::PandermBatchedMatMul`]: float32 batched products (attention's `q · kᵀ` and
 //!   `attn · v` per head) with the heads spread over the threads ([`batched_matmul_kernel`],
 //!   x86_64), in place of tract's one-head-at-a-time loop.
@@ -22,6 +25,7 @@
 
 pub mod batched_matmul;
 pub mod batched_matmul_kernel;
+pub mod layer_norm;
 pub mod qmatmul;
 pub mod qmatmul_kernel;
 pub mod quantize;
@@ -63,10 +67,13 @@ pub struct InstalledDecluttered {
     pub int8_gemms: usize,
     /// float32 batched products ([`batched_matmul::PandermBatchedMatMul`]).
     pub batched_matmuls: usize,
+    /// layer normalizations ([`layer_norm::PandermLayerNorm`]).
+    pub layer_norms: usize,
 }
 
-/// Installs [`qmatmul::PandermQMatMul`] (on this CPU's kernel, [`qmatmul_kernel::Kernel::detect`])
-/// and [`batched_matmul::PandermBatchedMatMul`] in a decluttered model, before tract's optimizer.
+/// Installs [`qmatmul::PandermQMatMul`] (on this CPU's kernel, [`qmatmul_kernel::Kernel::detect`]),
+/// [`batched_matmul::PandermBatchedMatMul`] and [`layer_norm::PandermLayerNorm`] in a decluttered
+/// model, before tract's optimizer.
 /// Nothing on CPUs where tract's own kernels are kept (ARM), or with `PANDERM_TRACT_OPS_ONLY`.
 pub fn install_decluttered(model: &mut TypedModel) -> TractResult<InstalledDecluttered> {
     if disabled() {
@@ -80,7 +87,8 @@ pub fn install_decluttered(model: &mut TypedModel) -> TractResult<InstalledDeclu
         Some(kernel) => batched_matmul::install(model, kernel)?,
         None => 0,
     };
-    Ok(InstalledDecluttered { int8_gemms, batched_matmuls })
+    let layer_norms = if cfg!(target_arch = "x86_64") { layer_norm::install(model)? } else { 0 };
+    Ok(InstalledDecluttered { int8_gemms, batched_matmuls, layer_norms })
 }
 
 /// Which of our operators to install.

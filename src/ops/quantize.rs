@@ -68,14 +68,8 @@ impl EvalOp for PandermQuantizeLinear {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = inputs[0].try_as_plain_ram()?;
         let xs = input.as_slice::<f32>()?;
-        // tract's op (and ONNX's definition, via the i32 cast) turns NaN into the zero point: a
-        // NaN-poisoned activation would then leave the int8 model as finite, plausible numbers.
-        // Refuse instead, so the runtime reports a model error ("cannot assess"). A branch-free
-        // fold (vectorised) over data the quantizer reads next anyway.
-        if xs.iter().fold(false, |nan, v| nan | v.is_nan()) {
-            bail!("NaN in the activations of an int8 quantizer: the model or its input is broken");
-        }
-        // SAFETY: every byte is written by `quantize` below before the tensor is read.
+        // SAFETY: every byte is written by `quantize` below before the tensor is read (or the
+        // tensor is dropped with the error).
         let mut output = unsafe { Tensor::uninitialized_dt(self.output_type(), inputs[0].shape())? };
         {
             let mut plain = output.try_as_plain_ram_mut()?;
@@ -87,7 +81,21 @@ impl EvalOp for PandermQuantizeLinear {
                 // complement bytes for int8.
                 unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut u8, s.len()) }
             };
-            quantize_kernel::quantize(xs, self.params, out);
+            // Rows (the last axis) spread over tract's inference threads.
+            let row = inputs[0].shape().last().copied().filter(|&r| r > 0).unwrap_or(1);
+            let total = out.len();
+            tract_linalg::multithread::par_chunks_mut(out, row, total, |first_row, chunk| {
+                let xs = &xs[first_row * row..first_row * row + chunk.len()];
+                // tract's op (and ONNX's definition, via the i32 cast) turns NaN into the zero
+                // point: a NaN-poisoned activation would then leave the int8 model as finite,
+                // plausible numbers. Refuse instead, so the runtime reports a model error ("cannot
+                // assess"). A branch-free fold (vectorised) over data the quantizer reads next.
+                if xs.iter().fold(false, |nan, v| nan | v.is_nan()) {
+                    bail!("NaN in the activations of an int8 quantizer: the model or its input is broken");
+                }
+                quantize_kernel::quantize(xs, self.params, chunk);
+                Ok(())
+            })?;
         }
         Ok(tvec!(output.into_tvalue()))
     }
