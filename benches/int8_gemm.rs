@@ -5,7 +5,12 @@
 //! ```sh
 //! cargo bench --bench int8_gemm
 //! THREADS=2 cargo bench --bench int8_gemm
+//! COPIES=20 THREADS=2 cargo bench --bench int8_gemm   # weights not in cache, as in a model
 //! ```
+//!
+//! With `COPIES=N` the timed calls cycle through N packed copies of the weights, so each call
+//! reads its weights from memory as a model's layers do (each weight matrix is used once per
+//! image); the default, 1, measures the kernel on cached weights.
 //!
 //! The whole-model comparison with tract's GEMM and ONNX Runtime is `panderm bench` with
 //! `PANDERM_INT8_GEMM=tract|vnni|avx2` (docs/performance.md).
@@ -32,13 +37,15 @@ fn run() {
             let a: Vec<u8> = (0..m * k).map(|i| (i * 7 % 251) as u8).collect();
             let w: Vec<i8> = (0..k * n).map(|i| (i * 13 % 255) as u8 as i8).collect();
             let scale = vec![1e-3f32; n];
-            let weights = Weights::pack(kernel, &w, k, n, 128, &scale, Some(&scale));
+            let copies: usize = std::env::var("COPIES").ok().and_then(|c| c.parse().ok()).unwrap_or(1);
+            let all: Vec<Weights> =
+                (0..copies).map(|_| Weights::pack(kernel, &w, k, n, 128, &scale, Some(&scale))).collect();
             let mut y = vec![0f32; m * n];
-            weights.gemm(&a, &mut y);
+            all[0].gemm(&a, &mut y);
             let reps = if kernel == Kernel::Scalar { 1 } else { 20 };
             let t = std::time::Instant::now();
-            for _ in 0..reps {
-                weights.gemm(&a, &mut y);
+            for r in 0..reps {
+                all[r % copies].gemm(&a, &mut y);
             }
             let s = t.elapsed().as_secs_f64() / reps as f64;
             println!(

@@ -478,7 +478,8 @@ mod x86 {
         for panel in panels {
             let c0 = panel * AMX_NR;
             let cols = (n - c0).min(AMX_NR);
-            let wp = unsafe { w.as_ptr().add(panel * groups * AMX_NR * 4) };
+            let panel_len = groups * AMX_NR * 4;
+            let wp = unsafe { w.as_ptr().add(panel * panel_len) };
             let mut r = 0;
             while r < m {
                 let rows = (m - r).min(AMX_MR);
@@ -566,7 +567,8 @@ mod x86 {
         for panel in panels {
             let c0 = panel * VNNI_NR;
             let cols = (n - c0).min(VNNI_NR);
-            let wp = unsafe { w.as_ptr().add(panel * groups * VNNI_NR * 4) };
+            let panel_len = groups * VNNI_NR * 4;
+            let wp = unsafe { w.as_ptr().add(panel * panel_len) };
             let mut r = 0;
             while r < m {
                 let rows = (m - r).min(VNNI_MR);
@@ -651,6 +653,21 @@ mod x86 {
         }
     }
 
+    /// Prefetches share `part` of `parts` of the `len` bytes at `next` (the next weight panel)
+    /// into L2. The weights are read once per image, from memory, and the hardware prefetchers
+    /// stop at page boundaries: with the next panel's lines requested a few at a time while this
+    /// panel's row blocks run, they arrive at the pace the kernel consumes them (measured on a
+    /// 768×768 GEMM: cold weights ran at half the speed of cached ones).
+    #[inline(always)]
+    fn prefetch_share(next: *const u8, len: usize, part: usize, parts: usize) {
+        let lines = len.div_ceil(64);
+        let per = lines.div_ceil(parts);
+        for line in part * per..((part + 1) * per).min(lines) {
+            // SAFETY: a hint; the address is inside the next panel.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(next.wrapping_add(line * 64) as *const i8) };
+        }
+    }
+
     /// # Safety
     /// AVX2 present; `a` holds `m × kp` int16 activations (`kp` even, zero point subtracted), `w`
     /// the AVX2 panels of `wts`, `y` `m × n` floats.
@@ -666,15 +683,25 @@ mod x86 {
     ) {
         let pairs = kp / 2;
         let n = wts.n;
+        let last = panels.end;
         for panel in panels {
             let c0 = panel * AVX2_NR;
             let cols = (n - c0).min(AVX2_NR);
-            let wp = unsafe { w.as_ptr().add(panel * pairs * AVX2_NR * 2) };
+            let panel_len = pairs * AVX2_NR * 2;
+            let wp = unsafe { w.as_ptr().add(panel * panel_len) };
             let mut r = 0;
             while r < m {
                 let rows = (m - r).min(AVX2_MR);
                 let ap = unsafe { a.as_ptr().add(r * kp) };
                 let yp = unsafe { y.add(r * n + c0) };
+                if panel + 1 < last {
+                    prefetch_share(
+                        unsafe { wp.add(panel_len) } as *const u8,
+                        panel_len * 2,
+                        r / AVX2_MR,
+                        m.div_ceil(AVX2_MR),
+                    );
+                }
                 unsafe {
                     match rows {
                         6 => avx2_block::<6>(wts, wp, ap, kp, pairs, c0, cols, yp, n),
