@@ -132,6 +132,37 @@ fn our_simd_ops_compute_what_tracts_own_ops_compute() {
     }
 }
 
+/// Our layer normalization (src/ops/layer_norm.rs: one op in place of the five tract decomposes
+/// ONNX `LayerNormalization` into) against tract's decomposition, on the fp32 tiny model and the
+/// int8 demo backbone: every layer norm is found (depth 2: two per block and the final one), and
+/// the features agree to float32 precision (the sums are taken in another order; in the int8
+/// model an activation code may move by one step where the normalized value sits on a rounding
+/// boundary, hence the same bound as tract vs PyTorch). Runs on every target (the op is portable
+/// Rust; the runtime installs it on x86_64).
+#[test]
+fn our_layer_norm_computes_what_tracts_decomposition_computes() {
+    use tract_onnx::prelude::*;
+    for model in ["models/tiny/panderm_tiny_lp.onnx", "models/demo-int8/backbone.onnx"] {
+        let path = root().join(model);
+        let (typed, _) = panderm_edge::engine::load_decluttered(&path, &ModelOptions::default()).unwrap();
+        let mut ours = typed.clone();
+        assert_eq!(panderm_edge::ops::layer_norm::install(&mut ours).unwrap(), 5, "{model}");
+        let (tracts, ours) = (typed.into_optimized().unwrap(), ours.into_optimized().unwrap());
+        let count = |m: &TypedModel, name: &str| m.nodes().iter().filter(|n| n.op.name() == name).count();
+        assert_eq!((count(&ours, "PandermLayerNorm"), count(&ours, "RmsNorm")), (5, 0), "{model}");
+        assert_eq!(count(&tracts, "PandermLayerNorm"), 0, "{model}");
+        for (name, _) in IMAGES {
+            let x = pixels(name);
+            let input = Tensor::from_shape(&[1, 3, 224, 224], &x.data).unwrap();
+            let run = |m: &TypedModel| {
+                let out = m.clone().into_runnable().unwrap().run(tvec!(input.clone().into_tvalue())).unwrap();
+                out[0].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()
+            };
+            check(&run(&ours), &run(&tracts), true, &format!("{model} {name}: our layer norm vs tract's"));
+        }
+    }
+}
+
 /// A NaN reaching an int8 activation quantizer is a model error, not the zero point tract's op
 /// would write (which would carry the NaN out as finite, plausible features).
 #[test]
