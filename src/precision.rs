@@ -1,14 +1,13 @@
 //! Which backbone precision to run on this CPU, when a bundle carries both an int8 backbone and
 //! an fp32 fallback (`[backbone_fallback]` in the manifest, docs/bundles.md).
 //!
-//! Measured (docs/performance.md, issue 15): on x86_64 with AVX-512 VNNI or AMX, int8
-//! PanDerm_Base is 1.7–5.3× faster than fp32 (1.74× on a Zen 4 in an earlier session with tract's
-//! GEMM; on one AMX Xeon with our GEMM, [`crate::ops::qmatmul`], 5.3× on AMX and 3.7× with the
-//! VNNI kernel forced). On an AVX2-only x86_64
-//! (most field laptops before 2021) tract's own int8 GEMM made it **2.8× slower** than fp32 (issue
-//! 15's report); our int16 AVX2 GEMM, forced on the Xeon, runs int8 Base 1.19× faster than fp32
-//! (not measured on an AVX2-only CPU). So the fp32 fallback runs on x86_64 only where neither VNNI
-//! nor our AVX2 GEMM is in use (`PANDERM_TRACT_OPS_ONLY`, `PANDERM_INT8_GEMM=tract`, no AVX2). On
+//! Measured (docs/performance.md, issue 15): on x86_64 with our int8 GEMM
+//! ([`crate::ops::qmatmul`]) int8 PanDerm_Base is faster than fp32 on every class we can run —
+//! 6.1× with AMX, 4.1× with AVX-512 VNNI, 1.59× with AVX2 only (1 thread; 4.5×, 3.4×, 1.47× at 2),
+//! the older classes measured on one Xeon with CPUID masked (`scripts/cpuid_mask.c`). With tract's
+//! own int8 GEMM an AVX2-only x86_64 (most field laptops before 2021) ran int8 **2.8× slower**
+//! than fp32 (issue 15's report). So the fp32 fallback runs on x86_64 only where neither VNNI nor
+//! our AVX2 GEMM is in use (`PANDERM_TRACT_OPS_ONLY`, `PANDERM_INT8_GEMM=tract`, no AVX2). On
 //! ARM nothing was timed (qemu gives no timings) and the boards without dot product choose int8
 //! for memory, so the bundle's own backbone runs there.
 //!
