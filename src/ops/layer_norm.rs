@@ -179,7 +179,7 @@ fn scalar_const(model: &TypedModel, outlet: OutletId) -> Option<f32> {
     konst.cast_to_scalar::<f32>().ok()
 }
 
-fn bin_op<'m, T: BinMiniOp>(model: &'m TypedModel, outlet: OutletId) -> Option<&'m TypedNode> {
+fn bin_op<T: BinMiniOp>(model: &TypedModel, outlet: OutletId) -> Option<&TypedNode> {
     let node = model.node(outlet.node);
     let op = node.op_as::<TypedBinOp>()?;
     (op.0.is::<T>() && node.inputs.len() == 2).then_some(node)
@@ -228,16 +228,11 @@ fn match_layer_norm(model: &TypedModel, rms: &TypedNode) -> Option<(OutletId, Pa
     let scale = channel_const(model, scale_in, n)?;
     let mut last = scale_node.id;
     let mut bias = None;
-    if let Some(next) = single_successor(scale_node) {
-        if bin_op::<Add>(model, OutletId::new(next, 0)).is_some() {
-            let add = model.node(next);
-            if let Some(b) =
-                add.inputs.iter().find(|i| i.node != scale_node.id).and_then(|&i| channel_const(model, i, n))
-            {
-                bias = Some(b);
-                last = next;
-            }
-        }
+    if let Some(add) = single_successor(scale_node).and_then(|next| bin_op::<Add>(model, OutletId::new(next, 0)))
+        && let Some(b) = add.inputs.iter().find(|i| i.node != scale_node.id).and_then(|&i| channel_const(model, i, n))
+    {
+        bias = Some(b);
+        last = add.id;
     }
     // The output must keep the input's shape (no broadcast from the constants).
     if model.outlet_fact(OutletId::new(last, 0)).ok()?.shape != d_fact.shape {
