@@ -180,3 +180,80 @@ fn our_int8_gemm_gives_tracts_numbers_bit_for_bit() {
     let (out, stderr) = run("fastest");
     assert!(!out.status.success() && stderr.contains("PANDERM_INT8_GEMM=fastest"), "{stderr}");
 }
+
+/// The x86_64 CPU classes below this one, on this machine: `scripts/cpuid_mask.c` (LD_PRELOAD)
+/// hides CPUID bits from the whole `panderm` process, so tract and our ops dispatch as on an
+/// AVX2 + FMA laptop (no AVX-512, AVX-VNNI or AMX) and as on an AVX-512 VNNI CPU without AMX.
+/// Each class must choose its own kernels (tract's `fma_` fp32 kernel and our AVX2 int8 GEMM;
+/// the AVX-512 ones and our VNNI GEMM) and give the native run's int8 demo features: the int8
+/// products are exact on every kernel, and the float kernels around them (tract's FMA or AVX-512
+/// patch embedding, our AVX2/AVX-512 attention products: one `mul_add` chain per element) gave
+/// identical features here (measured max abs 0.0); the bound 1e-4 (features ≈ 3) leaves room for
+/// another CPU's float rounding yet fails on a wrong kernel (a wrong product moves features by
+/// far more). Needs the `cpuid_fault` CPU flag (this KVM guest and CI's have it) and a C compiler.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn older_x86_classes_choose_their_kernels_and_compute_the_same_features() {
+    let Some(cc) = common::c_compiler() else {
+        eprintln!("SKIPPED: no C compiler for this target");
+        return;
+    };
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    if !cpuinfo.split_whitespace().any(|w| w == "cpuid_fault") {
+        eprintln!("SKIPPED: this CPU cannot fault CPUID (no `cpuid_fault` in /proc/cpuinfo)");
+        return;
+    }
+    let dir = common::temp_dir("cpuid-mask");
+    let lib = dir.join("libcpuid_mask.so");
+    let src = common::root().join("scripts/cpuid_mask.c");
+    let status =
+        std::process::Command::new(&cc).args(["-O2", "-shared", "-fPIC", "-o"]).arg(&lib).arg(&src).status().unwrap();
+    assert!(status.success(), "{cc} could not build {}", src.display());
+    let model = common::root().join("models/demo-int8/backbone.onnx").to_string_lossy().into_owned();
+    let img = common::image("clinical_forearm_iphone14.jpg").to_string_lossy().into_owned();
+    let run = |class: &str, args: &[&str]| {
+        let out = common::panderm_command()
+            .env("PANDERM_CPU_CLASS", class)
+            .env("LD_PRELOAD", &lib)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{class}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let kernels = |class: &str| -> Vec<String> {
+        let info = run(class, &["info", "--model", &model]);
+        let line = info.lines().find_map(|l| l.strip_prefix("kernels: ")).unwrap_or_else(|| panic!("{info}"));
+        line.split(", ").map(str::to_owned).collect()
+    };
+    let features = |class: &str| -> Vec<f32> {
+        let v: serde_json::Value =
+            serde_json::from_str(&run(class, &["run", "--json", "--model", &model, &img])).unwrap();
+        common::floats(&v["outputs"]["features"])
+    };
+    let native = features("native");
+    let host_vnni = std::arch::is_x86_feature_detected!("avx512vnni");
+    // (class, int8 GEMM, fp32 kernel prefix); the VNNI class only where the host has VNNI.
+    let classes = [
+        ("avx2", "panderm_avx2_i16_6x16", "fma_mmm_f32_"),
+        ("avx512-vnni", "panderm_avx512vnni_i8_8x48", "avx512_mmm_f32_"),
+    ];
+    for (class, gemm, fp32) in classes {
+        if class == "avx512-vnni" && !host_vnni {
+            eprintln!("SKIPPED: {class}: this CPU has no AVX-512 VNNI to keep");
+            continue;
+        }
+        let k = kernels(class);
+        assert!(k.iter().any(|x| x == gemm), "{class}: {k:?}");
+        assert!(k.iter().any(|x| x.starts_with(fp32)), "{class}: {k:?}");
+        assert!(!k.iter().any(|x| x.contains("amx")), "{class}: {k:?}");
+        if class == "avx2" {
+            assert!(!k.iter().any(|x| x.contains("avx512")), "{class}: {k:?}");
+        }
+        let got = features(class);
+        let d = common::max_abs(&got, &native);
+        eprintln!("{class}: kernels {k:?}; features vs native: max abs {d:.2e}");
+        assert!(d <= 1e-4, "{class}: features differ from the native run's by {d}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
