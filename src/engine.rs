@@ -149,11 +149,13 @@ impl Model {
             let ours = crate::ops::install_decluttered(&mut typed)?;
             let mut optimized = typed.into_optimized()?;
             log::debug!(
-                "{}: int8 weight MatMuls on our GEMM: {}; float batched MatMuls on ours: {}; layer norms: {}",
+                "{}: int8 weight MatMuls on our GEMM: {}; float batched MatMuls on ours: {}; layer norms: {}; \
+                 attention cores fused: {}",
                 path.display(),
                 ours.int8_gemms,
                 ours.batched_matmuls,
-                ours.layer_norms
+                ours.layer_norms,
+                ours.attentions
             );
             let installed = crate::ops::install(&mut optimized)?;
             log::debug!("{}: our SIMD ops in the plan: {installed:?}", path.display());

@@ -163,6 +163,49 @@ fn our_layer_norm_computes_what_tracts_decomposition_computes() {
     }
 }
 
+/// The fused attention core (src/ops/attention.rs) against the three operators it replaces (our
+/// two batched products and our softmax), on the fp32 tiny model and the int8 demo backbone: both
+/// blocks fused, and the features bit for bit the same (the same multiply-add chains and the same
+/// softmax row kernel, only in another order of rows and heads). x86_64 (where the batched
+/// products are ours); elsewhere there is nothing to fuse.
+#[test]
+fn fused_attention_computes_what_the_unfused_operators_compute() {
+    use panderm_edge::ops::{Selection, attention, batched_matmul, batched_matmul_kernel::Kernel, install_only};
+    use tract_onnx::prelude::*;
+    let Some(kernel) = Kernel::best() else {
+        eprintln!("SKIPPED: no batched-product kernel of ours on this CPU (tract's run here)");
+        return;
+    };
+    for model in ["models/tiny/panderm_tiny_lp.onnx", "models/demo-int8/backbone.onnx"] {
+        let path = root().join(model);
+        let (mut typed, _) = panderm_edge::engine::load_decluttered(&path, &ModelOptions::default()).unwrap();
+        assert_eq!(batched_matmul::install(&mut typed, kernel).unwrap(), 4, "{model}");
+        let mut fused = typed.clone();
+        assert_eq!(attention::install(&mut fused).unwrap(), 2, "{model}");
+        let softmax_only = Selection { quantize: false, softmax: true };
+        let optimize = |m: TypedModel| {
+            let mut m = m.into_optimized().unwrap();
+            install_only(&mut m, softmax_only).unwrap();
+            m
+        };
+        let (unfused, fused) = (optimize(typed), optimize(fused));
+        let count = |m: &TypedModel, name: &str| m.nodes().iter().filter(|n| n.op.name() == name).count();
+        assert_eq!(count(&fused, "PandermAttention"), 2, "{model}");
+        assert_eq!((count(&fused, "PandermBatchedMatMul"), count(&fused, "PandermSoftmax")), (0, 0), "{model}");
+        assert_eq!((count(&unfused, "PandermBatchedMatMul"), count(&unfused, "PandermSoftmax")), (4, 2), "{model}");
+        for (name, _) in IMAGES {
+            let x = pixels(name);
+            let input = Tensor::from_shape(&[1, 3, 224, 224], &x.data).unwrap();
+            let run = |m: &TypedModel| {
+                let out = m.clone().into_runnable().unwrap().run(tvec!(input.clone().into_tvalue())).unwrap();
+                out[0].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()
+            };
+            let (a, b) = (run(&unfused), run(&fused));
+            assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{model} {name}: outputs differ");
+        }
+    }
+}
+
 /// A NaN reaching an int8 activation quantizer is a model error, not the zero point tract's op
 /// would write (which would carry the NaN out as finite, plausible features).
 #[test]

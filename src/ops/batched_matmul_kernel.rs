@@ -73,6 +73,15 @@ impl Kernel {
         [Kernel::Avx512, Kernel::Avx2].into_iter().find(|k| k.available())
     }
 
+    /// Rows per register block (the product of fewer rows runs a smaller block).
+    pub(crate) fn mr(self) -> usize {
+        match self {
+            Kernel::Avx512 => 8,
+            Kernel::Avx2 => 6,
+            Kernel::Scalar => 1,
+        }
+    }
+
     fn nr(self) -> usize {
         match self {
             Kernel::Avx512 => 32,
@@ -151,8 +160,16 @@ impl Strides {
     /// # Safety
     /// `kernel` is available; `c` points to at least `extents().2` floats of which no other task
     /// writes batch `h`.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     unsafe fn batch_product(&self, kernel: Kernel, a: &[f32], b: &[f32], c: OutPtr, h: usize) {
+        let packed = self.pack_b(kernel, b, h);
+        // SAFETY: batch h's elements of C start at h · c[0] (within the extents); the caller's
+        // contract for the rest.
+        unsafe { self.product_packed(kernel, &a[h * self.a[0]..], &packed, c.0.add(h * self.c[0])) }
+    }
+
+    /// Batch `h` of B packed into `kernel`'s column panels (`k` rows of the panel width each, the
+    /// last panel padded with zeros).
+    pub(crate) fn pack_b(&self, kernel: Kernel, b: &[f32], h: usize) -> Vec<f32> {
         let nr = kernel.nr();
         let panels = self.n.div_ceil(nr);
         let mut packed = vec![0f32; panels * nr * self.k];
@@ -167,16 +184,24 @@ impl Strides {
                 }
             }
         }
-        let a = &a[h * self.a[0]..];
-        // SAFETY: batch h's elements of C start at h · c[0] (within the extents).
-        let c = unsafe { c.0.add(h * self.c[0]) };
+        packed
+    }
+
+    /// `C = A · B` for one batch, B already packed by [`Strides::pack_b`]; `a` and `c` start at
+    /// the batch (its first row), read and written at the `a[1]`, `a[2]` and `c[1]` strides.
+    ///
+    /// # Safety
+    /// `kernel` is available and not the scalar one; `a` holds `m` rows at these strides, `packed`
+    /// the packed panels, `c` is valid for `m` rows of `n` floats at stride `c[1]`, written by no
+    /// other task.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+    pub(crate) unsafe fn product_packed(&self, kernel: Kernel, a: &[f32], packed: &[f32], c: *mut f32) {
         match kernel {
-            // SAFETY: the caller checked the kernel's features; the packed panels hold
-            // panels × k × nr floats; A's rows are read at the strides within `a`.
+            // SAFETY: the caller's contract.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => unsafe { x86::product_avx512(self, a, &packed, c) },
+            Kernel::Avx512 => unsafe { x86::product_avx512(self, a, packed, c) },
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { x86::product_avx2(self, a, &packed, c) },
+            Kernel::Avx2 => unsafe { x86::product_avx2(self, a, packed, c) },
             _ => unreachable!("the scalar kernel runs the definition"),
         }
     }

@@ -12,6 +12,8 @@
 //! * [`layer_norm::PandermLayerNorm`]: a float32 layer normalization over the last axis as one
 //!   row-parallel operator, in place of the five tract decomposes ONNX `LayerNormalization` into
 //!   (x86_64 for now: measured there; ARM keeps tract's decomposition).
+//! * [`attention::PandermAttention`]: `softmax(q · kᵀ) · v` per head as one operator where the two
+//!   batched products below and a last-axis softmax form that chain (x86_64).
 //! * [`batched_matmul::PandermBatchedMatMul`]: float32 batched products (attention's `q · kᵀ` and
 //!   `attn · v` per head) with the heads spread over the threads ([`batched_matmul_kernel`],
 //!   x86_64), in place of tract's one-head-at-a-time loop.
@@ -23,6 +25,7 @@
 //! for diagnosing a suspected kernel problem in the field); `PANDERM_INT8_GEMM` chooses the int8
 //! GEMM alone ([`qmatmul_kernel::Kernel::detect`]).
 
+pub mod attention;
 pub mod batched_matmul;
 pub mod batched_matmul_kernel;
 pub mod layer_norm;
@@ -69,6 +72,9 @@ pub struct InstalledDecluttered {
     pub batched_matmuls: usize,
     /// layer normalizations ([`layer_norm::PandermLayerNorm`]).
     pub layer_norms: usize,
+    /// attention cores fused from two batched products and a softmax
+    /// ([`attention::PandermAttention`]).
+    pub attentions: usize,
 }
 
 /// Installs [`qmatmul::PandermQMatMul`] (on this CPU's kernel, [`qmatmul_kernel::Kernel::detect`]),
@@ -87,8 +93,9 @@ pub fn install_decluttered(model: &mut TypedModel) -> TractResult<InstalledDeclu
         Some(kernel) => batched_matmul::install(model, kernel)?,
         None => 0,
     };
+    let attentions = if batched_matmuls > 0 { attention::install(model)? } else { 0 };
     let layer_norms = if cfg!(target_arch = "x86_64") { layer_norm::install(model)? } else { 0 };
-    Ok(InstalledDecluttered { int8_gemms, batched_matmuls, layer_norms })
+    Ok(InstalledDecluttered { int8_gemms, batched_matmuls, layer_norms, attentions })
 }
 
 /// Which of our operators to install.
