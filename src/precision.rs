@@ -3,7 +3,7 @@
 //!
 //! Measured (docs/performance.md, issue 15): on x86_64 with our int8 GEMM
 //! ([`crate::ops::qmatmul`]) int8 PanDerm_Base is faster than fp32 on every class we can run —
-//! 6.1× with AMX, 4.1× with AVX-512 VNNI, 1.59× with AVX2 only (1 thread; 4.5×, 3.4×, 1.47× at 2),
+//! 5.7× with AMX, 3.8× with AVX-512 VNNI, 1.63× with AVX2 only (1 thread; 4.5×, 3.3×, 1.46× at 2),
 //! the older classes measured on one Xeon with CPUID masked (`scripts/cpuid_mask.c`). With tract's
 //! own int8 GEMM an AVX2-only x86_64 (most field laptops before 2021) ran int8 **2.8× slower**
 //! than fp32 (issue 15's report). So the fp32 fallback runs on x86_64 only where neither VNNI nor
