@@ -89,6 +89,14 @@ fn provenance_metadata_is_readable() {
     assert_eq!(m.get("panderm.source_sha256").map(String::len), Some(64));
 }
 
+/// The first output of a typed model (optimized by the caller) on one test image's pixels.
+fn first_output(model: &tract_onnx::prelude::TypedModel, image: &str) -> Vec<f32> {
+    use tract_onnx::prelude::*;
+    let input = Tensor::from_shape(&[1, 3, 224, 224], &pixels(image).data).unwrap();
+    let out = model.clone().into_runnable().unwrap().run(tvec!(input.into_tvalue())).unwrap();
+    out[0].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()
+}
+
 /// Our SIMD ops (src/ops, swapped into the plan at load) against tract's own, one at a time, on
 /// the int8 demo backbone (activation quantizers and softmaxes) and the fp32 tiny model
 /// (softmaxes): the quantizer gives the same codes, so the outputs are bit for bit tract's; the
@@ -114,12 +122,7 @@ fn our_simd_ops_compute_what_tracts_own_ops_compute() {
         // The tiny models have depth 2: 4 activation quantizers and one softmax per block.
         assert_eq!((installed.quantizers, installed.softmaxes), (quantizers, softmaxes), "{model}: {installed:?}");
         for (name, _) in IMAGES {
-            let x = pixels(name);
-            let input = Tensor::from_shape(&[1, 3, 224, 224], &x.data).unwrap();
-            let run = |m: &TypedModel| {
-                let out = m.clone().into_runnable().unwrap().run(tvec!(input.clone().into_tvalue())).unwrap();
-                out[0].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()
-            };
+            let run = |m: &TypedModel| first_output(m, name);
             let (a, b) = (run(&tracts), run(&ours));
             if exact {
                 assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{model} {name}: outputs differ");
@@ -152,12 +155,7 @@ fn our_layer_norm_computes_what_tracts_decomposition_computes() {
         assert_eq!((count(&ours, "PandermLayerNorm"), count(&ours, "RmsNorm")), (5, 0), "{model}");
         assert_eq!(count(&tracts, "PandermLayerNorm"), 0, "{model}");
         for (name, _) in IMAGES {
-            let x = pixels(name);
-            let input = Tensor::from_shape(&[1, 3, 224, 224], &x.data).unwrap();
-            let run = |m: &TypedModel| {
-                let out = m.clone().into_runnable().unwrap().run(tvec!(input.clone().into_tvalue())).unwrap();
-                out[0].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()
-            };
+            let run = |m: &TypedModel| first_output(m, name);
             check(&run(&ours), &run(&tracts), true, &format!("{model} {name}: our layer norm vs tract's"));
         }
     }
@@ -194,12 +192,7 @@ fn fused_attention_computes_what_the_unfused_operators_compute() {
         assert_eq!((count(&fused, "PandermBatchedMatMul"), count(&fused, "PandermSoftmax")), (0, 0), "{model}");
         assert_eq!((count(&unfused, "PandermBatchedMatMul"), count(&unfused, "PandermSoftmax")), (4, 2), "{model}");
         for (name, _) in IMAGES {
-            let x = pixels(name);
-            let input = Tensor::from_shape(&[1, 3, 224, 224], &x.data).unwrap();
-            let run = |m: &TypedModel| {
-                let out = m.clone().into_runnable().unwrap().run(tvec!(input.clone().into_tvalue())).unwrap();
-                out[0].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()
-            };
+            let run = |m: &TypedModel| first_output(m, name);
             let (a, b) = (run(&unfused), run(&fused));
             assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{model} {name}: outputs differ");
         }
