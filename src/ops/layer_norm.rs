@@ -66,26 +66,10 @@ impl EvalOp for PandermLayerNorm {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let shape = inputs[0].shape().to_vec();
         let n = self.scale.len();
+        let shape = inputs[0].shape();
         ensure!(shape.last() == Some(&n), "PandermLayerNorm: input {shape:?} does not end in {n}");
-        let input = inputs[0].try_as_plain_ram()?;
-        let xs = input.as_slice::<f32>()?;
-        // SAFETY: every element is written by `normalize_row` below before the tensor is read.
-        let mut output = unsafe { Tensor::uninitialized::<f32>(&shape)? };
-        if n > 0 {
-            let mut plain = output.try_as_plain_ram_mut()?;
-            let ys = plain.as_slice_mut::<f32>()?;
-            let total = ys.len();
-            tract_linalg::multithread::par_chunks_mut(ys, n, total, |first_row, chunk| {
-                let xs = &xs[first_row * n..first_row * n + chunk.len()];
-                for (x, y) in xs.chunks_exact(n).zip(chunk.chunks_exact_mut(n)) {
-                    self.normalize_row(x, y);
-                }
-                Ok(())
-            })?;
-        }
-        Ok(tvec!(output.into_tvalue()))
+        Ok(tvec!(super::map_rows(&inputs[0], |x, y| self.normalize_row(x, y))?.into_tvalue()))
     }
 }
 

@@ -63,6 +63,31 @@ pub(crate) struct OutPtr(pub(crate) *mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+/// `f` applied to every row (the last axis) of a float32 tensor, into a new tensor of its shape,
+/// rows spread over tract's inference threads: the body of our row-wise ops (softmax, layer norm).
+pub(crate) fn map_rows(input: &TValue, f: impl Fn(&[f32], &mut [f32]) + Sync) -> TractResult<Tensor> {
+    let shape = input.shape().to_vec();
+    let row = shape.last().copied().unwrap_or(1);
+    let plain = input.try_as_plain_ram()?;
+    let xs = plain.as_slice::<f32>()?;
+    // SAFETY: every row is written by `f` below before the tensor is read (a row kernel writes its
+    // whole output row).
+    let mut output = unsafe { Tensor::uninitialized::<f32>(&shape)? };
+    if row > 0 {
+        let mut out = output.try_as_plain_ram_mut()?;
+        let ys = out.as_slice_mut::<f32>()?;
+        let total = ys.len();
+        tract_linalg::multithread::par_chunks_mut(ys, row, total, |first_row, chunk| {
+            let xs = &xs[first_row * row..first_row * row + chunk.len()];
+            for (x, y) in xs.chunks_exact(row).zip(chunk.chunks_exact_mut(row)) {
+                f(x, y);
+            }
+            Ok(())
+        })?;
+    }
+    Ok(output)
+}
+
 /// What [`install_decluttered`] replaced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct InstalledDecluttered {

@@ -42,25 +42,7 @@ impl EvalOp for PandermSoftmax {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let shape = inputs[0].shape().to_vec();
-        let row = shape.last().copied().unwrap_or(1);
-        let input = inputs[0].try_as_plain_ram()?;
-        let xs = input.as_slice::<f32>()?;
-        // SAFETY: every element is written by `softmax_row` below before the tensor is read.
-        let mut output = unsafe { Tensor::uninitialized::<f32>(&shape)? };
-        if row > 0 {
-            let mut plain = output.try_as_plain_ram_mut()?;
-            let ys = plain.as_slice_mut::<f32>()?;
-            let total = ys.len();
-            tract_linalg::multithread::par_chunks_mut(ys, row, total, |first_row, chunk| {
-                let xs = &xs[first_row * row..first_row * row + chunk.len()];
-                for (x, y) in xs.chunks_exact(row).zip(chunk.chunks_exact_mut(row)) {
-                    softmax_kernel::softmax_row(x, y);
-                }
-                Ok(())
-            })?;
-        }
-        Ok(tvec!(output.into_tvalue()))
+        Ok(tvec!(super::map_rows(&inputs[0], softmax_kernel::softmax_row)?.into_tvalue()))
     }
 }
 
