@@ -106,10 +106,13 @@ fn first_output(model: &tract_onnx::prelude::TypedModel, image: &str) -> Vec<f32
 fn our_simd_ops_compute_what_tracts_own_ops_compute() {
     use panderm_edge::ops::{Selection, install_only};
     use tract_onnx::prelude::*;
-    let only = |quantize, softmax| Selection { quantize, softmax };
+    let only = |quantize, softmax| Selection { quantize, softmax, gelu: false };
+    let with_gelu = Selection { quantize: true, softmax: false, gelu: true };
     // (model, which op, quantizers expected, softmaxes expected, bit-exact)
     let cases = [
         ("models/demo-int8/backbone.onnx", only(true, false), 8, 0, true),
+        // The two MLP GELUs folded into the quantizers after them: still tract's floats and codes.
+        ("models/demo-int8/backbone.onnx", with_gelu, 8, 0, true),
         ("models/demo-int8/backbone.onnx", only(false, true), 0, 2, false),
         ("models/tiny/panderm_tiny_lp.onnx", only(false, true), 0, 2, false),
     ];
@@ -121,6 +124,8 @@ fn our_simd_ops_compute_what_tracts_own_ops_compute() {
         let installed = install_only(&mut ours, selection).unwrap();
         // The tiny models have depth 2: 4 activation quantizers and one softmax per block.
         assert_eq!((installed.quantizers, installed.softmaxes), (quantizers, softmaxes), "{model}: {installed:?}");
+        // Depth 2: one MLP GELU per block.
+        assert_eq!(installed.gelus, if selection.gelu { 2 } else { 0 }, "{model}: {installed:?}");
         for (name, _) in IMAGES {
             let run = |m: &TypedModel| first_output(m, name);
             let (a, b) = (run(&tracts), run(&ours));
@@ -180,7 +185,7 @@ fn fused_attention_computes_what_the_unfused_operators_compute() {
         assert_eq!(batched_matmul::install(&mut typed, kernel).unwrap(), 4, "{model}");
         let mut fused = typed.clone();
         assert_eq!(attention::install(&mut fused).unwrap(), 2, "{model}");
-        let softmax_only = Selection { quantize: false, softmax: true };
+        let softmax_only = Selection { quantize: false, softmax: true, gelu: false };
         let optimize = |m: TypedModel| {
             let mut m = m.into_optimized().unwrap();
             install_only(&mut m, softmax_only).unwrap();

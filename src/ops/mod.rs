@@ -2,7 +2,8 @@
 //!
 //! * [`quantize::PandermQuantizeLinear`]: the float → 8-bit activation quantizer with SIMD
 //!   kernels ([`quantize_kernel`]: AVX2 on x86_64, NEON on aarch64, a scalar loop elsewhere), in
-//!   place of tract's scalar `QuantizeLinearU8`/`QuantizeLinearI8`.
+//!   place of tract's scalar `QuantizeLinearU8`/`QuantizeLinearI8`; with tract's exact GELU folded
+//!   in where a GELU feeds it alone ([`quantize::fuse_gelu`]).
 //! * [`softmax::PandermSoftmax`]: float32 softmax over the last axis on a SIMD row kernel
 //!   ([`softmax_kernel`]) for rows of any length, in place of tract's `Softmax`, whose fast
 //!   kernel needs rows of a multiple of 4 (PanDerm's attention rows are 197).
@@ -47,6 +48,8 @@ pub struct Installed {
     pub quantizers: usize,
     /// Softmaxes.
     pub softmaxes: usize,
+    /// GELUs folded into the quantizer after them.
+    pub gelus: usize,
 }
 
 /// Whether `PANDERM_TRACT_OPS_ONLY` asks for tract's own operators only.
@@ -130,11 +133,13 @@ pub struct Selection {
     pub quantize: bool,
     /// [`softmax::PandermSoftmax`].
     pub softmax: bool,
+    /// [`quantize::fuse_gelu`] (with `quantize`).
+    pub gelu: bool,
 }
 
 impl Selection {
     /// All of them: what the engine installs.
-    pub const ALL: Selection = Selection { quantize: true, softmax: true };
+    pub const ALL: Selection = Selection { quantize: true, softmax: true, gelu: true };
 }
 
 /// Replaces tract's operators by ours where ours are faster, in an optimized model (all of
@@ -166,6 +171,9 @@ pub fn install_only(model: &mut TypedModel, selection: Selection) -> TractResult
             continue;
         };
         patch.apply(model)?;
+    }
+    if selection.quantize && selection.gelu {
+        installed.gelus = quantize::fuse_gelu(model)?;
     }
     Ok(installed)
 }
