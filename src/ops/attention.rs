@@ -195,7 +195,8 @@ fn matching(model: &TypedModel, id: usize) -> Option<([OutletId; 3], PandermAtte
     let softmax = softmax_node.op_as::<Softmax>()?;
     let fact = model.outlet_fact(OutletId::new(id, 0)).ok()?;
     let rank = fact.rank();
-    if softmax.kind != SoftmaxKind::Softmax
+    if rank == 0
+        || softmax.kind != SoftmaxKind::Softmax
         || softmax.quant_output_dt.is_some()
         || softmax.axes.as_slice() != [rank - 1]
         || fact.datum_type != DatumType::F32
