@@ -22,6 +22,11 @@ use crate::preprocess::{ImageTensor, PreprocessConfig, preprocess_file};
 pub struct BenchReport {
     /// The engine that ran it.
     pub engine: EngineInfo,
+    /// The CPU it ran on: every speed figure names its SIMD features.
+    pub cpu: CpuReport,
+    /// The matrix-multiply kernels the engine chose (tract: from its plan; empty where the
+    /// engine does not say).
+    pub kernels: Vec<String>,
     /// The model file.
     pub model: String,
     /// Its size in bytes.
@@ -47,6 +52,28 @@ pub struct BenchReport {
     /// With `--profile`: time per operator kind of the optimized plan, slowest first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<Vec<OpTime>>,
+}
+
+/// The CPU of a [`BenchReport`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CpuReport {
+    /// `/proc/cpuinfo`'s model name, if any.
+    pub model: Option<String>,
+    /// Logical CPUs available to this process.
+    pub logical_cpus: usize,
+    /// The kernel-relevant SIMD features ([`crate::cpu::simd_features`]).
+    pub simd: Vec<String>,
+}
+
+impl CpuReport {
+    /// This machine's.
+    pub fn here() -> CpuReport {
+        CpuReport {
+            model: crate::cpu::model_name(),
+            logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            simd: crate::cpu::simd_features().into_iter().map(str::to_owned).collect(),
+        }
+    }
 }
 
 /// Peak resident set size of this process in MiB, from `/proc/self/status` (Linux).
@@ -133,6 +160,8 @@ pub fn bench(
     };
     Ok(BenchReport {
         engine: m.engine().clone(),
+        cpu: CpuReport::here(),
+        kernels: m.kernels(),
         model: model.to_string_lossy().into_owned(),
         file_bytes,
         threads,
@@ -152,11 +181,15 @@ impl BenchReport {
     /// A short human-readable summary.
     pub fn human(&self) -> String {
         format!(
-            "{}: {:.1} MB, {} thread(s), {}\n  load {:.2} s, first run {:.1} ms\n  {} runs: median {:.1} ms, p90 {:.1} ms, min {:.1} ms, {:.2} images/s\n  peak RSS {}\n",
+            "{}: {:.1} MB, {} thread(s), {}\n  cpu: {} ({} logical), SIMD: {}{}\n  load {:.2} s, first run {:.1} ms\n  {} runs: median {:.1} ms, p90 {:.1} ms, min {:.1} ms, {:.2} images/s\n  peak RSS {}\n",
             self.model,
             self.file_bytes as f64 / 1e6,
             self.threads,
             self.engine,
+            self.cpu.model.as_deref().unwrap_or("unknown"),
+            self.cpu.logical_cpus,
+            if self.cpu.simd.is_empty() { "none detected".to_owned() } else { self.cpu.simd.join(" ") },
+            if self.kernels.is_empty() { String::new() } else { format!("; kernels: {}", self.kernels.join(", ")) },
             self.load_s,
             self.first_run_ms,
             self.runs,

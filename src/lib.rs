@@ -34,6 +34,7 @@ pub mod bundle;
 pub mod capi;
 pub mod classify;
 pub mod compare;
+pub mod cpu;
 pub mod device_view;
 pub mod engine;
 pub mod error;

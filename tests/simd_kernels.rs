@@ -185,7 +185,8 @@ fn our_int8_gemm_gives_tracts_numbers_bit_for_bit() {
 /// hides CPUID bits from the whole `panderm` process, so tract and our ops dispatch as on an
 /// AVX2 + FMA laptop (no AVX-512, AVX-VNNI or AMX) and as on an AVX-512 VNNI CPU without AMX.
 /// Each class must choose its own kernels (tract's `fma_` fp32 kernel and our AVX2 int8 GEMM;
-/// the AVX-512 ones and our VNNI GEMM) and give the native run's int8 demo features: the int8
+/// the AVX-512 ones and our VNNI GEMM), `panderm bench` must name that class's SIMD features, and
+/// the class must give the native run's int8 demo features: the int8
 /// products are exact on every kernel, and the float kernels around them (tract's FMA or AVX-512
 /// patch embedding, our AVX2/AVX-512 attention products: one `mul_add` chain per element) gave
 /// identical features here (measured max abs 0.0); the bound 1e-4 (features ≈ 3) leaves room for
@@ -250,6 +251,14 @@ fn older_x86_classes_choose_their_kernels_and_compute_the_same_features() {
         if class == "avx2" {
             assert!(!k.iter().any(|x| x.contains("avx512")), "{class}: {k:?}");
         }
+        // `panderm bench` names the CPU features of its figure: the emulated class's.
+        let bench: serde_json::Value =
+            serde_json::from_str(&run(class, &["bench", "--model", &model, "--runs", "1", "--json"])).unwrap();
+        let simd: Vec<&str> = bench["cpu"]["simd"].as_array().unwrap().iter().filter_map(|f| f.as_str()).collect();
+        assert!(simd.contains(&"avx2") && !simd.contains(&"amx-int8"), "{class}: {simd:?}");
+        assert_eq!(simd.contains(&"avx512vnni"), class == "avx512-vnni", "{class}: {simd:?}");
+        let bench_kernels: Vec<&str> = bench["kernels"].as_array().unwrap().iter().filter_map(|f| f.as_str()).collect();
+        assert!(bench_kernels.contains(&gemm), "{class}: {bench_kernels:?}");
         let got = features(class);
         let d = common::max_abs(&got, &native);
         eprintln!("{class}: kernels {k:?}; features vs native: max abs {d:.2e}");
