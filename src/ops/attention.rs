@@ -23,6 +23,7 @@ use tract_onnx::tract_core::{as_op, op_as_typed_op, op_out_of_plan};
 use super::OutPtr;
 use super::batched_matmul::PandermBatchedMatMul;
 use super::batched_matmul_kernel::{Kernel, Strides};
+use super::graph::single_successor;
 use super::softmax_kernel;
 
 /// The op: `q`, `k`, `v` float32 in (any layout the two products had), the attention output out.
@@ -176,22 +177,10 @@ pub fn install(model: &mut TypedModel) -> TractResult<usize> {
     Ok(count)
 }
 
-/// The only node reading `node`'s only output, if exactly one does and it is not a model output.
-fn single_successor(model: &TypedModel, node: usize) -> Option<usize> {
-    let outlet = OutletId::new(node, 0);
-    if model.outputs.contains(&outlet) {
-        return None;
-    }
-    match model.outlet_successors(outlet) {
-        [one] => Some(one.node),
-        _ => None,
-    }
-}
-
 fn matching(model: &TypedModel, id: usize) -> Option<([OutletId; 3], PandermAttention, usize)> {
     let first = model.node(id);
     let scores = first.op_as::<PandermBatchedMatMul>()?;
-    let softmax_node = model.node(single_successor(model, id)?);
+    let softmax_node = model.node(single_successor(model, OutletId::new(id, 0))?);
     let softmax = softmax_node.op_as::<Softmax>()?;
     let fact = model.outlet_fact(OutletId::new(id, 0)).ok()?;
     let rank = fact.rank();
@@ -203,7 +192,7 @@ fn matching(model: &TypedModel, id: usize) -> Option<([OutletId; 3], PandermAtte
     {
         return None;
     }
-    let second_node = model.node(single_successor(model, softmax_node.id)?);
+    let second_node = model.node(single_successor(model, OutletId::new(softmax_node.id, 0))?);
     let output = second_node.op_as::<PandermBatchedMatMul>()?;
     if second_node.inputs[0] != OutletId::new(softmax_node.id, 0) || output.kernel != scores.kernel {
         return None;

@@ -14,10 +14,12 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::binary::{BinMiniOp, TypedBinOp};
+use tract_onnx::tract_core::ops::binary::BinMiniOp;
 use tract_onnx::tract_core::ops::math::{Add, Mul, Sub};
 use tract_onnx::tract_core::ops::nn::{Reduce, Reducer, RmsNorm};
 use tract_onnx::tract_core::{as_op, op_as_typed_op, op_out_of_plan};
+
+use super::graph::{is_bin, single_successor};
 
 /// The op: `[.., n]` float32 in, `[.., n]` float32 out.
 #[derive(Debug, Clone)]
@@ -163,18 +165,10 @@ fn scalar_const(model: &TypedModel, outlet: OutletId) -> Option<f32> {
     konst.cast_to_scalar::<f32>().ok()
 }
 
+/// The node producing `outlet`, if it is tract's binary operator `T`.
 fn bin_op<T: BinMiniOp>(model: &TypedModel, outlet: OutletId) -> Option<&TypedNode> {
     let node = model.node(outlet.node);
-    let op = node.op_as::<TypedBinOp>()?;
-    (op.0.is::<T>() && node.inputs.len() == 2).then_some(node)
-}
-
-/// The single consumer of `node`'s only output, if it has exactly one.
-fn single_successor(node: &TypedNode) -> Option<usize> {
-    match node.outputs.first()?.successors.as_slice() {
-        [one] => Some(one.node),
-        _ => None,
-    }
+    is_bin::<T>(node).then_some(node)
 }
 
 /// `(x, op, last node)` when `rms` (an `RmsNorm` node) ends tract's decomposition of a layer
@@ -206,13 +200,14 @@ fn match_layer_norm(model: &TypedModel, rms: &TypedNode) -> Option<(OutletId, Pa
         return None;
     }
     // y = normalized · scale [+ bias].
-    let scale_node = model.node(single_successor(rms)?);
+    let scale_node = model.node(single_successor(model, OutletId::new(rms.id, 0))?);
     bin_op::<Mul>(model, OutletId::new(scale_node.id, 0))?;
     let scale_in = *scale_node.inputs.iter().find(|i| i.node != rms.id)?;
     let scale = channel_const(model, scale_in, n)?;
     let mut last = scale_node.id;
     let mut bias = None;
-    if let Some(add) = single_successor(scale_node).and_then(|next| bin_op::<Add>(model, OutletId::new(next, 0)))
+    if let Some(add) = single_successor(model, OutletId::new(scale_node.id, 0))
+        .and_then(|next| bin_op::<Add>(model, OutletId::new(next, 0)))
         && let Some(b) = add.inputs.iter().find(|i| i.node != scale_node.id).and_then(|&i| channel_const(model, i, n))
     {
         bias = Some(b);

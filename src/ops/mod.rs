@@ -29,6 +29,7 @@
 pub mod attention;
 pub mod batched_matmul;
 pub mod batched_matmul_kernel;
+mod graph;
 pub mod layer_norm;
 pub mod qmatmul;
 pub mod qmatmul_kernel;

@@ -17,11 +17,12 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cast::Cast;
 use tract_onnx::tract_core::ops::einsum::EinSum;
+use tract_onnx::tract_core::ops::math::{Add, Mul};
 use tract_onnx::tract_core::{as_op, op_as_typed_op, op_out_of_plan};
 
+use super::graph::{is_bin, single_successor};
 use super::qmatmul_kernel::{Kernel, SharedWeights, Weights};
 
 /// The op: `[.., k]` 8-bit codes in, `[.., n]` float32 out.
@@ -113,17 +114,6 @@ fn konst(model: &TypedModel, outlet: OutletId) -> Option<Arc<Tensor>> {
 
 fn scalar_is(model: &TypedModel, outlet: OutletId, value: f64) -> bool {
     konst(model, outlet).is_some_and(|t| t.len() == 1 && t.cast_to_scalar::<f64>().is_ok_and(|v| v == value))
-}
-
-/// The only node reading `outlet`, if exactly one does (and the outlet is not a model output).
-fn single_successor(model: &TypedModel, outlet: OutletId) -> Option<usize> {
-    if model.outputs.contains(&outlet) {
-        return None;
-    }
-    match model.outlet_successors(outlet) {
-        [one] => Some(one.node),
-        _ => None,
-    }
 }
 
 /// A per-column float constant `[1, …, 1, n]` (or a scalar) of a binary op's other input, as `n`
@@ -219,15 +209,14 @@ fn matching(model: &TypedModel, node: &TypedNode, kernel: Kernel) -> Option<Repl
         return None;
     }
     let mul = model.node(single_successor(model, OutletId::new(cast.id, 0))?);
-    let is_bin = |n: &TypedNode, name: &str| n.op_as::<TypedBinOp>().is_some_and(|b| b.0.name() == name);
-    if !is_bin(mul, "Mul") {
+    if !is_bin::<Mul>(mul) {
         return None;
     }
     let scale = per_column(model, mul, OutletId::new(cast.id, 0), n)?;
     let mut last = OutletId::new(mul.id, 0);
     let mut bias = None;
     if let Some(add) = single_successor(model, last).map(|id| model.node(id))
-        && is_bin(add, "Add")
+        && is_bin::<Add>(add)
         && let Some(b) = per_column(model, add, last, n)
     {
         bias = Some(b);
