@@ -84,25 +84,9 @@ impl EvalOp for PandermAttention {
         {
             let mut out = output.try_as_plain_ram_mut()?;
             let out = OutPtr(out.as_slice_mut::<f32>()?.as_mut_ptr());
-            let heads = self.scores.batch;
-            let pool = match tract_linalg::multithread::current_tract_executor() {
-                tract_linalg::multithread::Executor::MultiThread(pool) => Some(pool),
-                _ => None,
-            };
-            match pool {
-                Some(pool) if heads > 1 && pool.current_num_threads() > 1 => pool.scope(|s| {
-                    for h in 0..heads {
-                        // SAFETY: head h writes only its own output elements (extents checked).
-                        s.spawn(move |_| unsafe { self.head(q, k, v, out, h) });
-                    }
-                }),
-                _ => {
-                    for h in 0..heads {
-                        // SAFETY: as above, on this thread.
-                        unsafe { self.head(q, k, v, out, h) }
-                    }
-                }
-            }
+            // SAFETY: head h writes only its own output elements (extents checked), and the
+            // output outlives the tasks.
+            super::spread(self.scores.batch, |h| unsafe { self.head(q, k, v, out, h) });
         }
         Ok(tvec!(output.into_tvalue()))
     }

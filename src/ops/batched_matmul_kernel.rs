@@ -134,25 +134,10 @@ impl Strides {
         if kernel == Kernel::Scalar {
             return self.reference(a, b, c);
         }
-        let pool = match tract_linalg::multithread::current_tract_executor() {
-            tract_linalg::multithread::Executor::MultiThread(pool) => Some(pool),
-            _ => None,
-        };
         let out = OutPtr(c.as_mut_ptr());
-        match pool {
-            Some(pool) if self.batch > 1 && pool.current_num_threads() > 1 => pool.scope(|s| {
-                for h in 0..self.batch {
-                    // SAFETY: batch h writes only its own elements of C (checked extents above).
-                    s.spawn(move |_| unsafe { self.batch_product(kernel, a, b, out, h) });
-                }
-            }),
-            _ => {
-                for h in 0..self.batch {
-                    // SAFETY: as above, on this thread.
-                    unsafe { self.batch_product(kernel, a, b, out, h) }
-                }
-            }
-        }
+        // SAFETY: batch h writes only its own elements of C (extents checked above), which
+        // outlives the tasks.
+        super::spread(self.batch, |h| unsafe { self.batch_product(kernel, a, b, out, h) });
     }
 
     /// One batch: pack its B into column panels, then the kernel.

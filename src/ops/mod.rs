@@ -67,6 +67,31 @@ pub(crate) struct OutPtr(pub(crate) *mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+/// Threads in tract's inference pool (1 without one).
+pub(crate) fn pool_threads() -> usize {
+    match tract_linalg::multithread::current_tract_executor() {
+        tract_linalg::multithread::Executor::MultiThread(pool) => pool.current_num_threads().max(1),
+        _ => 1,
+    }
+}
+
+/// Runs `task(0)`, …, `task(count − 1)` as tasks on tract's inference threads when it has a pool
+/// of more than one thread and there is more than one task, else one after the other here; returns
+/// when all have run. How our kernels split one call: GEMM column panels, product batches,
+/// attention heads.
+pub(crate) fn spread(count: usize, task: impl Fn(usize) + Sync) {
+    let pool = match tract_linalg::multithread::current_tract_executor() {
+        tract_linalg::multithread::Executor::MultiThread(pool) if count > 1 && pool.current_num_threads() > 1 => pool,
+        _ => return (0..count).for_each(task),
+    };
+    let task = &task;
+    pool.scope(|s| {
+        for i in 0..count {
+            s.spawn(move |_| task(i));
+        }
+    });
+}
+
 /// `f` applied to every row (the last axis) of a float32 tensor, into a new tensor of its shape,
 /// rows spread over tract's inference threads: the body of our row-wise ops (softmax, layer norm).
 pub(crate) fn map_rows(input: &TValue, f: impl Fn(&[f32], &mut [f32]) + Sync) -> TractResult<Tensor> {

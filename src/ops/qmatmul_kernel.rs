@@ -252,30 +252,17 @@ impl Weights {
         if m == 0 {
             return;
         }
-        let pool = match tract_linalg::multithread::current_tract_executor() {
-            tract_linalg::multithread::Executor::MultiThread(pool) => Some(pool),
-            _ => None,
-        };
-        let threads = pool.as_ref().map_or(1, |p| p.current_num_threads()).max(1);
         let panels = self.n.div_ceil(self.kernel.nr());
+        // One contiguous share of the panels per thread.
+        let per = panels.div_ceil(super::pool_threads());
         let input = self.prepare(a, m);
         let out = OutPtr(y.as_mut_ptr());
-        match pool {
-            Some(pool) if threads > 1 && panels > 1 => {
-                let per = panels.div_ceil(threads);
-                let input = &input;
-                pool.scope(|s| {
-                    for first in (0..panels).step_by(per) {
-                        let range = first..(first + per).min(panels);
-                        // SAFETY: the threads write disjoint column panels of `y`, which outlives
-                        // the scope.
-                        s.spawn(move |_| unsafe { self.run(input, m, out, range) });
-                    }
-                });
-            }
-            // SAFETY: `y` holds m × n floats.
-            _ => unsafe { self.run(&input, m, out, 0..panels) },
-        }
+        super::spread(panels.div_ceil(per), |share| {
+            let range = share * per..((share + 1) * per).min(panels);
+            // SAFETY: `y` holds m × n floats; the shares write disjoint column panels of it, and
+            // `y` outlives them (spread returns after all have run).
+            unsafe { self.run(&input, m, out, range) }
+        });
     }
 
     /// The activations as the kernel reads them: padded to whole groups of k, or widened to int16
