@@ -222,6 +222,15 @@ fn a_nan_never_becomes_a_decision() {
     edit_manifest(&int8_nan, &old, &new);
     cases.push(("int8 rescale NaN", int8_nan, "backbone"));
 
+    // NaN in the first MLP's fc1 bias of the int8 demo backbone: it reaches the GELU, which the
+    // runtime folds into the next activation quantizer (src/ops/quantize.rs, fuse_gelu); that
+    // quantizer must refuse it, never write codes from it.
+    let gelu_nan = dir.join("int8-gelu-nan");
+    copy_dir(&root().join("models/demo-int8"), &gelu_nan);
+    let (old, new) = poison(&gelu_nan.join("backbone.onnx"), |n| n == "blocks.0.mlp.fc1.bias");
+    edit_manifest(&gelu_nan, &old, &new);
+    cases.push(("int8 NaN into the fused GELU", gelu_nan, "backbone"));
+
     // A head's weights hold a NaN: its probabilities are NaN (the screen used to say "regular").
     let head_nan = demo_copy(&dir, "head-nan");
     let (old, new) = poison(&head_nan.join("heads/lesion_pattern.onnx"), |_| true);
